@@ -1,0 +1,195 @@
+"""Attention as three steps: scoring, weighting, aggregation.
+
+Two families of functions live here:
+
+* numpy functions for lesson 01 (`softmax`, `three_step_attention`), small enough to
+  read next to the maths and to step through in a debugger;
+* `scaled_dot_product_attention`, written with `keras.ops`, which every later layer of
+  the course calls (it runs on any Keras backend and is differentiable).
+
+Shapes follow Keras: `T` is the number of queries (target length), `S` the number of
+keys and values (source length), `d` the query/key width and `dv` the value width.
+"""
+
+import math
+
+import numpy as np
+
+
+def _as_float_array(x, name):
+    """`x` as a floating numpy array, or a `TypeError` naming the argument."""
+    try:
+        array = np.asarray(x, dtype=float) if not isinstance(x, np.ndarray) else x
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`{name}` must be an array of numbers. Received: {name}={x!r}"
+        ) from error
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise TypeError(
+            f"`{name}` must hold real numbers, not {array.dtype}. Received: {name}={x!r}"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(float)
+    return array
+
+
+def softmax(x, axis=-1):
+    """Numerically stable softmax along `axis` (numpy).
+
+    `softmax(x)_i = exp(x_i - max(x)) / sum_j exp(x_j - max(x))`. Subtracting the
+    maximum changes nothing mathematically (it cancels between numerator and
+    denominator) but keeps every `exp` argument at or below 0, so `exp` cannot
+    overflow, and the largest term is exactly 1, so the sum cannot underflow to 0.
+
+    Args:
+        x: array-like of real numbers, any shape with at least one dimension.
+        axis: the axis that is normalised to sum to 1. Defaults to `-1`.
+
+    Returns:
+        A float array with the shape of `x`; every slice along `axis` is
+        non-negative and sums to 1.
+    """
+    x = _as_float_array(x, "x")
+    if x.ndim == 0:
+        raise ValueError(
+            f"`x` must have at least one dimension. Received: x with shape {x.shape}"
+        )
+    if not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"`axis` must be an integer in [{-x.ndim}, {x.ndim - 1}] for an input of "
+            f"shape {x.shape}. Received: axis={axis!r}"
+        )
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    exps = np.exp(shifted)
+    return exps / np.sum(exps, axis=axis, keepdims=True)
+
+
+def three_step_attention(query, keys, values, scale=None):
+    """Attention written as its three steps: scoring, weighting, aggregation (numpy).
+
+    1. Scoring: `scores = query @ keys.T * scale`, one score per key.
+    2. Weighting: `weights = softmax(scores)`, non-negative and summing to 1.
+    3. Aggregation: `output = weights @ values`, a weighted average of the values.
+
+    Args:
+        query: one query of shape `(d,)` or many queries of shape `(T, d)`.
+        keys: array of shape `(S, d)`.
+        values: array of shape `(S, dv)`.
+        scale: number that multiplies the scores. `None` means `1 / sqrt(d)`, the
+            scaling of "Attention Is All You Need" and of Keras; `scale=1.0` gives
+            plain dot-product scores. Defaults to `None`.
+
+    Returns:
+        `(output, weights)`: for one query, shapes `(dv,)` and `(S,)`; for `T`
+        queries, shapes `(T, dv)` and `(T, S)`.
+    """
+    query = _as_float_array(query, "query")
+    keys = _as_float_array(keys, "keys")
+    values = _as_float_array(values, "values")
+    if query.ndim not in (1, 2):
+        raise ValueError(
+            "`query` must have shape (d,) or (T, d). "
+            f"Received: query with shape {query.shape}"
+        )
+    if keys.ndim != 2:
+        raise ValueError(
+            f"`keys` must have shape (S, d). Received: keys with shape {keys.shape}"
+        )
+    if values.ndim != 2:
+        raise ValueError(
+            f"`values` must have shape (S, dv). Received: values with shape {values.shape}"
+        )
+    if query.shape[-1] != keys.shape[-1]:
+        raise ValueError(
+            "`query` and `keys` must have the same last dimension d. Received: "
+            f"query with shape {query.shape} and keys with shape {keys.shape}"
+        )
+    if keys.shape[0] != values.shape[0]:
+        raise ValueError(
+            "`keys` and `values` must have the same number of rows S. Received: "
+            f"keys with shape {keys.shape} and values with shape {values.shape}"
+        )
+    if keys.shape[0] == 0:
+        raise ValueError(
+            f"`keys` must hold at least one key. Received: keys with shape {keys.shape}"
+        )
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    elif isinstance(scale, bool) or not isinstance(scale, (int, float, np.number)):
+        raise TypeError(f"`scale` must be a number or None. Received: scale={scale!r}")
+
+    scores = query @ keys.T * scale  # (S,) or (T, S)
+    weights = softmax(scores, axis=-1)  # (S,) or (T, S)
+    output = weights @ values  # (dv,) or (T, dv)
+    return output, weights
+
+
+def scaled_dot_product_attention(query, key, value, mask=None, scale=None):
+    """Scaled dot-product attention with an optional mask (`keras.ops`).
+
+    `softmax(query @ key^T * scale, masked) @ value`, with `scale = 1 / sqrt(d)` by
+    default. The mask follows Keras's convention: `True` (or 1) means "this query may
+    attend to this key". Masked scores are replaced by a large negative number before
+    the softmax and their weights are set to exactly 0 afterwards, so a query that may
+    attend to nothing gets all-zero weights and a zero output, never NaN.
+
+    Args:
+        query: tensor of shape `(..., T, d)`.
+        key: tensor of shape `(..., S, d)`.
+        value: tensor of shape `(..., S, dv)`.
+        mask: optional boolean or 0/1 tensor broadcastable to `(..., T, S)`.
+            Defaults to `None` (attend everywhere).
+        scale: number multiplying the scores. `None` means `1 / sqrt(d)`.
+            Defaults to `None`.
+
+    Returns:
+        `(output, weights)` of shapes `(..., T, dv)` and `(..., T, S)`.
+    """
+    from keras import ops
+
+    for name, tensor in (("query", query), ("key", key), ("value", value)):
+        if len(tensor.shape) < 2:
+            raise ValueError(
+                f"`{name}` must have at least 2 dimensions (..., length, width). "
+                f"Received: {name} with shape {tuple(tensor.shape)}"
+            )
+    d, d_key = query.shape[-1], key.shape[-1]
+    if d is not None and d_key is not None and d != d_key:
+        raise ValueError(
+            "`query` and `key` must have the same last dimension. Received: query "
+            f"with shape {tuple(query.shape)} and key with shape {tuple(key.shape)}"
+        )
+    s_key, s_value = key.shape[-2], value.shape[-2]
+    if s_key is not None and s_value is not None and s_key != s_value:
+        raise ValueError(
+            "`key` and `value` must have the same length S (axis -2). Received: key "
+            f"with shape {tuple(key.shape)} and value with shape {tuple(value.shape)}"
+        )
+    if scale is None:
+        if d is None:
+            raise ValueError(
+                "The last dimension of `query` must be known to compute the default "
+                f"scale. Received: query with shape {tuple(query.shape)}"
+            )
+        scale = 1.0 / math.sqrt(d)
+
+    query = ops.convert_to_tensor(query)
+    key = ops.cast(key, query.dtype)
+    value = ops.cast(value, query.dtype)
+    scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.cast(scale, query.dtype)
+    # scores: (..., T, S)
+    if mask is None:
+        weights = ops.softmax(scores, axis=-1)
+    else:
+        mask = ops.cast(mask, "bool")
+        scores = ops.where(mask, scores, _large_negative(scores.dtype))
+        weights = ops.softmax(scores, axis=-1)
+        # A fully masked row would otherwise be uniform over forbidden keys.
+        weights = ops.where(mask, weights, ops.zeros_like(weights))
+    output = ops.matmul(weights, value)  # (..., T, dv)
+    return output, weights
+
+
+def _large_negative(dtype):
+    """A large negative number that `exp` maps to 0 without overflow in `dtype`."""
+    return -1e9 if str(dtype) in ("float32", "float64") else -3e4

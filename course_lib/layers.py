@@ -1,0 +1,40 @@
+"""Every Keras layer of the course, in one namespace: `from course_lib.layers import X`.
+
+Each layer lives in the module of its concept; this module only gathers them (a name
+is imported from its module the first time it is used, so importing `course_lib.layers`
+stays cheap and `KERAS_BACKEND` can still be chosen first).
+"""
+
+import importlib
+
+_HOME = {
+    # lesson 02: scoring functions
+    "AdditiveAttention": "scoring",
+    "LuongAttention": "scoring",
+    # lesson 03-04: recurrent encoder-decoder
+    "RNNEncoder": "seq2seq",
+    "AttentionDecoder": "seq2seq",
+    # lesson 05: scaled dot-product attention
+    "ScaledDotProductAttention": "attention",
+    # lesson 07: positions
+    "SinusoidalPositionalEmbedding": "positional",
+    "LearnedPositionalEmbedding": "positional",
+    "RotaryEmbedding": "positional",
+    # lesson 08: multi-head attention
+    "MultiHeadAttention": "multihead",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module 'course_lib.layers' has no attribute {name!r}")
+    module = importlib.import_module(f"course_lib.{_HOME[name]}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
