@@ -178,16 +178,44 @@ def scaled_dot_product_attention(query, key, value, mask=None, scale=None):
     value = ops.cast(value, query.dtype)
     scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.cast(scale, query.dtype)
     # scores: (..., T, S)
-    if mask is None:
-        weights = ops.softmax(scores, axis=-1)
-    else:
-        mask = ops.cast(mask, "bool")
-        scores = ops.where(mask, scores, _large_negative(scores.dtype))
-        weights = ops.softmax(scores, axis=-1)
-        # A fully masked row would otherwise be uniform over forbidden keys.
-        weights = ops.where(mask, weights, ops.zeros_like(weights))
+    weights = masked_softmax(scores, mask)
     output = ops.matmul(weights, value)  # (..., T, dv)
     return output, weights
+
+
+def masked_softmax(scores, mask=None, axis=-1):
+    """Softmax of `scores` along `axis` where only positions with `mask` True count.
+
+    Masked scores are replaced by a large negative number before the softmax, and
+    their weights are set to exactly 0 afterwards: a row in which every position is
+    masked gives all-zero weights, never NaN and never a uniform average over
+    forbidden positions. Every attention layer of the course normalises its scores
+    with this function (`keras.ops`).
+
+    Args:
+        scores: float tensor, for attention of shape `(..., T, S)`.
+        mask: optional boolean or 0/1 tensor broadcastable to `scores`
+            (True/1 = may attend). Defaults to `None`.
+        axis: the axis to normalise. Defaults to `-1`.
+
+    Returns:
+        A tensor with the shape and dtype of `scores`.
+    """
+    from keras import ops
+
+    scores = ops.convert_to_tensor(scores)
+    if mask is None:
+        return ops.softmax(scores, axis=axis)
+    mask = ops.cast(mask, "bool")
+    if len(mask.shape) > len(scores.shape):
+        raise ValueError(
+            "`mask` must be broadcastable to `scores` and have no more dimensions. "
+            f"Received: mask with shape {tuple(mask.shape)} for scores with shape "
+            f"{tuple(scores.shape)}"
+        )
+    scores = ops.where(mask, scores, _large_negative(scores.dtype))
+    weights = ops.softmax(scores, axis=axis)
+    return ops.where(mask, weights, ops.zeros_like(weights))
 
 
 def _large_negative(dtype):
