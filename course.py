@@ -134,7 +134,8 @@ def lab(extra):
     setup()
     env = course_env()
     env.pop("MPLBACKEND")  # let Jupyter choose the inline backend
-    run([venv_python(), "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks"] + extra, env=env)
+    as_root = ["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else []
+    run([venv_python(), "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks"] + as_root + extra, env=env)
 
 
 def test(extra):
