@@ -1,0 +1,203 @@
+"""Exercises of lesson 01, "Attention in three steps".
+
+01.1  write a numerically stable softmax (function);
+01.2  compute the attention weights of one query by hand (value);
+01.3  write batched attention with a scale (function);
+01.4  predict which key gets the most weight (value).
+
+Expected results come from `course_lib.attention`, the functions the lesson builds.
+"""
+
+import numpy as np
+
+from course_lib.attention import softmax, three_step_attention
+from course_lib.exercises import Case, Exercise, register
+
+# The classic example of the lesson.
+KEYS = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+VALUES = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]])
+
+
+# 01.1 ------------------------------------------------------------------------------
+
+
+def _stable_softmax(x, axis=-1):
+    x = np.asarray(x, dtype=float)
+    shifted = x - np.max(x, axis=axis, keepdims=True)  # the largest entry becomes 0
+    exps = np.exp(shifted)  # every argument <= 0: no overflow
+    return exps / np.sum(exps, axis=axis, keepdims=True)
+
+
+_MATRIX = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 1000.0]])
+
+_SOFTMAX_CASES = (
+    Case("small scores [1, 2, 3]", softmax([1.0, 2.0, 3.0]), args=([1.0, 2.0, 3.0],)),
+    Case("equal scores [5, 5, 5, 5] give equal weights", np.full(4, 0.25), args=([5.0, 5.0, 5.0, 5.0],)),
+    Case(
+        "large scores [1000, 1001, 1002]: a naive exp overflows to inf",
+        softmax([1000.0, 1001.0, 1002.0]),
+        args=([1000.0, 1001.0, 1002.0],),
+    ),
+    Case(
+        "very negative scores [-1000, -1001, -1002]: a naive exp underflows to 0/0",
+        softmax([-1000.0, -1001.0, -1002.0]),
+        args=([-1000.0, -1001.0, -1002.0],),
+    ),
+    Case(
+        "scores 1e4 apart [0, 1e4]: all the weight on the largest",
+        np.array([0.0, 1.0]),
+        args=([0.0, 1e4],),
+    ),
+    Case(
+        "2-D input (2, 3), default axis=-1: each row sums to 1",
+        softmax(_MATRIX, axis=-1),
+        args=(_MATRIX,),
+    ),
+    Case(
+        "2-D input (2, 3) with axis=0: each column sums to 1",
+        softmax(_MATRIX, axis=0),
+        args=(_MATRIX,),
+        kwargs={"axis": 0},
+    ),
+)
+
+register(
+    Exercise(
+        key="01.1",
+        question=(
+            "Write `my_softmax(x, axis=-1)`: a softmax along `axis` that never overflows "
+            "or divides 0 by 0, for scores as large as 1e4 or as negative as -1e3, and "
+            "that works on 2-D input along either axis. Use numpy only."
+        ),
+        cases=_SOFTMAX_CASES,
+        solution=_stable_softmax,
+        hint=(
+            "Subtract the maximum along `axis` (with `keepdims=True`) before `np.exp`: "
+            "the result is unchanged, but every exponent is <= 0 and the largest term is 1."
+        ),
+    )
+)
+
+
+# 01.2 ------------------------------------------------------------------------------
+
+
+def _weights_of_query():
+    query = np.array([0.0, 0.5, 0.0])
+    scores = KEYS @ query  # [1.0, 2.5, 4.0], scale = 1.0
+    exps = np.exp(scores - scores.max())
+    return exps / exps.sum()
+
+
+register(
+    Exercise(
+        key="01.2",
+        question=(
+            "With plain dot-product scores (`scale=1.0`), what are the attention weights "
+            "of the query [0, 0.5, 0] over the classic keys [[1, 2, 3], [4, 5, 6], "
+            "[7, 8, 9]]? Give an array of 3 weights; compute the scores and the softmax "
+            "yourself, without `three_step_attention`."
+        ),
+        cases=(
+            Case(
+                "weights of the query [0, 0.5, 0] over the classic keys, scale=1.0 "
+                "(they must sum to 1)",
+                three_step_attention([0.0, 0.5, 0.0], KEYS, VALUES, scale=1.0)[1],
+            ),
+        ),
+        solution=_weights_of_query,
+        hint="The scores are the dot products [1, 2.5, 4]; now apply the softmax.",
+        answer_is_function=False,
+        rtol=1e-3,
+        atol=1e-4,
+    )
+)
+
+
+# 01.3 ------------------------------------------------------------------------------
+
+
+def _batched_attention(queries, keys, values, scale):
+    queries, keys, values = (np.asarray(a, dtype=float) for a in (queries, keys, values))
+    scores = queries @ keys.T * scale  # (T, S)
+    scores = scores - scores.max(axis=-1, keepdims=True)  # stable softmax, row by row
+    weights = np.exp(scores)
+    weights = weights / weights.sum(axis=-1, keepdims=True)  # (T, S)
+    return weights @ values, weights  # (T, dv), (T, S)
+
+
+def _attention_case(description, queries, keys, values, scale):
+    expected = three_step_attention(np.asarray(queries, float), keys, values, scale=scale)
+    return Case(description, expected, args=(queries, keys, values, scale))
+
+
+_RNG = np.random.default_rng(1)
+_Q, _K, _V = _RNG.normal(size=(4, 8)), _RNG.normal(size=(5, 8)), _RNG.normal(size=(5, 2))
+
+register(
+    Exercise(
+        key="01.3",
+        question=(
+            "Write `my_attention(queries, keys, values, scale)` for many queries at once: "
+            "`queries` (T, d), `keys` (S, d), `values` (S, dv); the scores are multiplied "
+            "by `scale`. Return `(output, weights)` of shapes (T, dv) and (T, S), with no "
+            "Python loop over the queries."
+        ),
+        cases=(
+            _attention_case("one query [[1, 0, 1]], classic example, scale=1.0", [[1.0, 0.0, 1.0]], KEYS, VALUES, 1.0),
+            _attention_case(
+                "two queries [[1, 0, 1], [-1, 0, 0]] at once, scale=1.0: each row of weights sums to 1",
+                [[1.0, 0.0, 1.0], [-1.0, 0.0, 0.0]], KEYS, VALUES, 1.0,
+            ),
+            _attention_case("classic example with scale=1/sqrt(3)", [[1.0, 0.0, 1.0]], KEYS, VALUES, 3 ** -0.5),
+            _attention_case(
+                "query [[100, 0, 100]], scale=1.0: scores [400, 1000, 1600] overflow a naive exp",
+                [[100.0, 0.0, 100.0]], KEYS, VALUES, 1.0,
+            ),
+            _attention_case(
+                "negative scale -1.0: the smallest dot product gets the most weight",
+                [[1.0, 0.0, 1.0]], KEYS, VALUES, -1.0,
+            ),
+            _attention_case(
+                "4 random queries, 5 keys of width 8, values of width 2 (dv != d), scale=1/sqrt(8)",
+                _Q, _K, _V, 8 ** -0.5,
+            ),
+        ),
+        solution=_batched_attention,
+        hint=(
+            "`queries @ keys.T` gives all (T, S) scores at once; take the softmax of each "
+            "row (axis=-1, shift by the row's maximum), then `weights @ values`."
+        ),
+    )
+)
+
+
+# 01.4 ------------------------------------------------------------------------------
+
+
+def _key_with_most_weight():
+    # Scores of [-1, 0, 0] are minus the first coordinate of each key: [-1, -4, -7].
+    # The softmax is increasing, so the largest score, -1, wins: key 0.
+    return 0
+
+
+register(
+    Exercise(
+        key="01.4",
+        question=(
+            "Without computing the softmax: for the query [-1, 0, 0] and the classic keys "
+            "[[1, 2, 3], [4, 5, 6], [7, 8, 9]] (scale=1.0), which key (0, 1 or 2) gets the "
+            "most weight? Give its index."
+        ),
+        cases=(
+            Case(
+                "index of the key with the largest weight for the query [-1, 0, 0] "
+                "(scores are negative)",
+                int(np.argmax(three_step_attention([-1.0, 0.0, 0.0], KEYS, VALUES, scale=1.0)[1])),
+            ),
+        ),
+        solution=_key_with_most_weight,
+        hint="The softmax keeps the order of the scores: find the largest dot product.",
+        answer_is_function=False,
+    )
+)
