@@ -1,11 +1,13 @@
 """Attention as three steps: scoring, weighting, aggregation.
 
-Two families of functions live here:
+Three pieces live here:
 
 * numpy functions for lesson 01 (`softmax`, `three_step_attention`), small enough to
   read next to the maths and to step through in a debugger;
 * `scaled_dot_product_attention`, written with `keras.ops`, which every later layer of
-  the course calls (it runs on any Keras backend and is differentiable).
+  the course calls (it runs on any Keras backend and is differentiable);
+* `ScaledDotProductAttention`, the same computation as a Keras layer with Keras's
+  masking rules (lesson 05).
 
 Shapes follow Keras: `T` is the number of queries (target length), `S` the number of
 keys and values (source length), `d` the query/key width and `dv` the value width.
@@ -13,7 +15,10 @@ keys and values (source length), `d` the query/key width and `dv` the value widt
 
 import math
 
+import keras
 import numpy as np
+
+from course_lib import masks as _masks
 
 
 def _as_float_array(x, name):
@@ -213,6 +218,13 @@ def masked_softmax(scores, mask=None, axis=-1):
             f"Received: mask with shape {tuple(mask.shape)} for scores with shape "
             f"{tuple(scores.shape)}"
         )
+    for m, n in zip(reversed(tuple(mask.shape)), reversed(tuple(scores.shape))):
+        if m is not None and n is not None and m not in (1, n):
+            raise ValueError(
+                "`mask` must be broadcastable to `scores` (each dimension 1 or equal). "
+                f"Received: mask with shape {tuple(mask.shape)} for scores with shape "
+                f"{tuple(scores.shape)}"
+            )
     scores = ops.where(mask, scores, _large_negative(scores.dtype))
     weights = ops.softmax(scores, axis=axis)
     return ops.where(mask, weights, ops.zeros_like(weights))
@@ -221,3 +233,154 @@ def masked_softmax(scores, mask=None, axis=-1):
 def _large_negative(dtype):
     """A large negative number that `exp` maps to 0 without overflow in `dtype`."""
     return -1e9 if str(dtype) in ("float32", "float64") else -3e4
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class ScaledDotProductAttention(keras.layers.Layer):
+    """Scaled dot-product attention, with Keras masking and no weights.
+
+    The attention of "Attention Is All You Need" without the projections of
+    multi-head attention:
+
+    1. Scores: `scores = query @ key^T / sqrt(d)`, shape `(batch_size, Tq, Tv)`.
+    2. Mask: `masks.compute_attention_mask` combines `query_mask`, `value_mask`,
+       `key_mask`, the causal mask and `attention_mask` by logical AND, the rule of
+       `keras.layers.MultiHeadAttention` (`True` = may attend).
+    3. Weights: `weights = masked_softmax(scores, mask)`; masked positions get a
+       weight of exactly 0, and a query that may attend to nothing gets all-zero
+       weights (a zero output), never NaN.
+    4. Dropout on the weights (training only), then `output = weights @ value`.
+
+    Steps 1, 3 and 4 are `attention.scaled_dot_product_attention`.
+
+    Args:
+        dropout: fraction of the attention weights to drop during training, a float
+            in `[0, 1)`. Defaults to `0.0`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        query: query tensor of shape `(batch_size, Tq, dim)`.
+        value: value tensor of shape `(batch_size, Tv, value_dim)`.
+        key: optional key tensor of shape `(batch_size, Tv, dim)`. If not given,
+            `value` is used as the key too (then `value_dim` must equal `dim`).
+        attention_mask: optional boolean tensor of shape `(batch_size, Tq, Tv)`
+            (or broadcastable to it): `True` where a query may attend to a key.
+        query_mask: optional boolean tensor of shape `(batch_size, Tq)`; filled
+            automatically from `query`'s Keras mask. A masked query attends to nothing.
+        value_mask: optional boolean tensor of shape `(batch_size, Tv)`; filled
+            automatically from `value`'s Keras mask. No query attends to a masked value.
+        key_mask: optional boolean tensor of shape `(batch_size, Tv)`; filled
+            automatically from `key`'s Keras mask.
+        use_causal_mask: if `True`, query `i` may attend only to keys `0..i`
+            (a decoder's self-attention). Defaults to `False`.
+        return_attention_scores: if `True`, also return the attention weights.
+            Defaults to `False`.
+        training: Python bool, whether dropout is applied. Defaults to `None`
+            (inference).
+
+    Returns:
+        output: tensor of shape `(batch_size, Tq, value_dim)`, carrying `query`'s
+            Keras mask.
+        weights: (only with `return_attention_scores=True`) tensor of shape
+            `(batch_size, Tq, Tv)`, the attention weights before dropout.
+    """
+
+    def __init__(self, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float, np.number))
+            or not 0.0 <= dropout < 1.0
+        ):
+            raise ValueError(
+                f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}"
+            )
+        self.dropout = float(dropout)
+        self.supports_masking = True
+        self._dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        self._check_shapes(query_shape, value_shape, key_shape)
+        self.built = True
+
+    def _check_shapes(self, query_shape, value_shape, key_shape=None):
+        key_shape = value_shape if key_shape is None else key_shape
+        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+            if len(shape) != 3:
+                raise ValueError(
+                    f"`{name}` must have shape (batch_size, length, dim). "
+                    f"Received: {name} with shape {tuple(shape)}"
+                )
+        if None not in (query_shape[-1], key_shape[-1]) and query_shape[-1] != key_shape[-1]:
+            raise ValueError(
+                "`query` and `key` (`value` when no key is given) must have the same "
+                f"last dimension. Received: query with shape {tuple(query_shape)} and "
+                f"key with shape {tuple(key_shape)}"
+            )
+        if None not in (key_shape[1], value_shape[1]) and key_shape[1] != value_shape[1]:
+            raise ValueError(
+                "`key` and `value` must have the same length Tv (axis 1). Received: "
+                f"key with shape {tuple(key_shape)} and value with shape "
+                f"{tuple(value_shape)}"
+            )
+
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        attention_mask=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        if key is None:
+            key = value
+        self._check_shapes(query.shape, value.shape, key.shape)
+        mask = _masks.compute_attention_mask(
+            query,
+            value,
+            query_mask=query_mask,
+            value_mask=value_mask,
+            key_mask=key_mask,
+            attention_mask=attention_mask,
+            use_causal_mask=use_causal_mask,
+        )  # (batch_size, Tq, Tv), (1, Tq, Tv) or None
+        output, weights = scaled_dot_product_attention(query, key, value, mask=mask)
+        if training and self.dropout > 0:
+            dropped = self._dropout_layer(weights, training=training)
+            output = keras.ops.matmul(dropped, keras.ops.cast(value, dropped.dtype))
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+        self._check_shapes(query_shape, value_shape, key_shape)
+        return tuple(query_shape[:-1]) + (value_shape[-1],)
+
+    def compute_output_spec(
+        self,
+        query,
+        value,
+        key=None,
+        attention_mask=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        key_shape = None if key is None else key.shape
+        output_shape = self.compute_output_shape(query.shape, value.shape, key_shape)
+        output = keras.KerasTensor(output_shape, dtype=self.compute_dtype)
+        if return_attention_scores:
+            weights_shape = tuple(query.shape[:-1]) + (value.shape[1],)
+            return output, keras.KerasTensor(weights_shape, dtype=self.compute_dtype)
+        return output
+
+    def get_config(self):
+        return {**super().get_config(), "dropout": self.dropout}

@@ -245,6 +245,16 @@ def compute_attention_mask(
                 f"Received: {name} with shape {tuple(mask.shape)}"
             )
 
+    if attention_mask is not None:
+        for axis, length, letter in ((-2, t, "T"), (-1, s, "S")):
+            size = attention_mask.shape[axis]
+            if None not in (size, length) and size not in (1, length):
+                raise ValueError(
+                    f"`attention_mask` must have shape (batch_size, T, S) with T={t} and "
+                    f"S={s} (or 1 on a broadcast axis). Received: attention_mask with "
+                    f"shape {tuple(attention_mask.shape)}"
+                )
+
     masks = []
     if query_mask is not None:
         masks.append(ops.expand_dims(ops.cast(query_mask, "bool"), -1))  # (B, T, 1)
