@@ -1,0 +1,199 @@
+"""Exercises of lesson 05, "Scaled dot-product attention and masks".
+
+05.1  build a causal mask for any query and key lengths (function);
+05.2  combine padding and causal masks into a decoder's self-attention mask (function);
+05.3  predict the variance of a score q.k, with and without the scaling (function);
+05.4  fix an inverted mask in causal self-attention (function).
+
+Expected results are computed here with plain numpy, independently of
+`course_lib.masks` and `course_lib.attention`, which the reference solutions use.
+"""
+
+import numpy as np
+
+from course_lib.exercises import Case, Exercise, register
+
+# 05.1 ------------------------------------------------------------------------------
+
+
+def _causal_mask_solution(query_length, key_length):
+    from keras import ops
+
+    from course_lib.masks import causal_mask
+
+    return ops.convert_to_numpy(causal_mask(query_length, key_length))
+
+
+def _lower_triangle(t, s):
+    return np.array([[j <= i for j in range(s)] for i in range(t)], dtype=bool).reshape(t, s)
+
+
+register(
+    Exercise(
+        key="05.1",
+        question=(
+            "Write `my_causal_mask(query_length, key_length)` returning a boolean array of "
+            "shape (query_length, key_length) that is True where query i may attend to "
+            "key j, i.e. j <= i (Keras's convention, the same as "
+            "`keras.layers.MultiHeadAttention(...)(..., use_causal_mask=True)`, also when "
+            "the two lengths differ)."
+        ),
+        cases=(
+            Case("square, 4 queries and 4 keys", _lower_triangle(4, 4), args=(4, 4)),
+            Case("one query, one key: it sees itself", _lower_triangle(1, 1), args=(1, 1)),
+            Case("more keys than queries (2, 5): the triangle starts at the top left",
+                 _lower_triangle(2, 5), args=(2, 5)),
+            Case("more queries than keys (5, 2): the last queries see every key",
+                 _lower_triangle(5, 2), args=(5, 2)),
+        ),
+        solution=_causal_mask_solution,
+        hint=(
+            "Compare row and column indices: `np.arange(T)[:, None] >= np.arange(S)[None, :]`, "
+            "or `np.tril(np.ones((T, S), bool))`."
+        ),
+    )
+)
+
+# 05.2 ------------------------------------------------------------------------------
+
+
+def _decoder_mask_solution(token_ids, pad_id=0):
+    from keras import ops
+
+    from course_lib import masks
+
+    padding = masks.padding_mask(token_ids, pad_id=pad_id)  # (batch, T)
+    causal = masks.causal_mask(padding.shape[1])  # (T, T)
+    mask = masks.combine_masks(
+        padding[:, :, None],  # (batch, T, 1): a padded query attends to nothing
+        padding[:, None, :],  # (batch, 1, T): no query attends to a padded key
+        causal[None],  # (1, T, T): no query attends to a later key
+    )  # (batch, T, T)
+    return ops.convert_to_numpy(mask)
+
+
+def _decoder_mask_numpy(token_ids, pad_id=0):
+    token_ids = np.asarray(token_ids)
+    real = token_ids != pad_id  # (batch, T)
+    t = token_ids.shape[1]
+    causal = np.tril(np.ones((t, t), bool))
+    return real[:, :, None] & real[:, None, :] & causal[None]
+
+
+_IDS = (
+    ("one sequence without padding", np.array([[4, 2, 7]]), 0),
+    ("two sequences, the second padded with 0", np.array([[5, 1, 3, 2], [8, 6, 0, 0]]), 0),
+    ("a sequence that is all padding attends to nothing", np.array([[3, 9, 0], [0, 0, 0]]), 0),
+    ("padding id 9 instead of 0 (pad_id=9)", np.array([[1, 0, 9, 9]]), 9),
+)
+
+register(
+    Exercise(
+        key="05.2",
+        question=(
+            "Write `my_decoder_mask(token_ids, pad_id=0)` for a decoder's self-attention: "
+            "given token ids of shape (batch, T), return a boolean array of shape "
+            "(batch, T, T) that is True at [b, i, j] exactly when token i and token j of "
+            "sequence b are both real tokens (not `pad_id`) and j <= i."
+        ),
+        cases=tuple(
+            Case(description, _decoder_mask_numpy(ids, pad), args=(ids,), kwargs={"pad_id": pad})
+            for description, ids, pad in _IDS
+        ),
+        solution=_decoder_mask_solution,
+        hint=(
+            "Three masks, ANDed with broadcasting: the padding mask of the queries as "
+            "(batch, T, 1), the padding mask of the keys as (batch, 1, T), and the causal "
+            "mask as (1, T, T). `masks.compute_attention_mask` does exactly this."
+        ),
+    )
+)
+
+# 05.3 ------------------------------------------------------------------------------
+
+
+def _variance_solution(d_k, std=1.0, scaled=False):
+    # Each product q_i * k_i has mean 0 and variance E[q_i^2] E[k_i^2] = std^2 * std^2;
+    # the d_k products are independent, so their variances add up.
+    variance = d_k * std**4
+    return variance / d_k if scaled else variance
+
+
+register(
+    Exercise(
+        key="05.3",
+        question=(
+            "The entries of a query q and a key k of width d_k are independent, with mean 0 "
+            "and standard deviation `std`. Write `predicted_variance(d_k, std=1.0, "
+            "scaled=False)` returning the variance of the score q.k, or of q.k / sqrt(d_k) "
+            "when `scaled=True`."
+        ),
+        cases=(
+            Case("d_k=64, std=1", 64.0, args=(64,)),
+            Case("d_k=64, std=1, scaled", 1.0, args=(64,), kwargs={"scaled": True}),
+            Case("d_k=16, std=2: the variance of each product is std**4", 256.0,
+                 args=(16,), kwargs={"std": 2.0}),
+            Case("d_k=16, std=2, scaled", 16.0, args=(16,), kwargs={"std": 2.0, "scaled": True}),
+            Case("d_k=1, std=0.5", 0.0625, args=(1,), kwargs={"std": 0.5}),
+        ),
+        solution=_variance_solution,
+        hint=(
+            "Var(q_i k_i) = E[q_i^2] E[k_i^2] when the means are 0 and q_i, k_i are "
+            "independent; the variance of a sum of independent terms is the sum of their "
+            "variances; dividing by sqrt(d_k) divides the variance by d_k."
+        ),
+    )
+)
+
+# 05.4 ------------------------------------------------------------------------------
+
+
+def _causal_self_attention_solution(x):
+    from course_lib import masks
+    from course_lib.attention import scaled_dot_product_attention
+
+    t = x.shape[1]
+    mask = masks.causal_mask(t)  # True on and below the diagonal: j <= i may be seen
+    output, _ = scaled_dot_product_attention(x, x, x, mask=mask)
+    return output
+
+
+def _causal_self_attention_numpy(x):
+    x = np.asarray(x, dtype=float)
+    t, d = x.shape[1], x.shape[2]
+    scores = x @ np.swapaxes(x, 1, 2) / np.sqrt(d)  # (batch, T, T)
+    scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return weights @ x  # (batch, T, d)
+
+
+_X = tuple(
+    np.random.default_rng(seed).normal(size=shape).astype("float32")
+    for seed, shape in ((0, (1, 4, 3)), (1, (2, 5, 4)), (2, (1, 1, 2)))
+)
+
+register(
+    Exercise(
+        key="05.4",
+        question=(
+            "`causal_self_attention(x)` should be self-attention on x of shape "
+            "(batch, T, d) in which token i sees tokens 0..i only, but its mask was "
+            "written with the opposite convention (True = blocked, as in PyTorch's "
+            "`nn.MultiheadAttention`). Fix it so that it follows Keras's convention."
+        ),
+        cases=(
+            Case("one sequence of 4 tokens", _causal_self_attention_numpy(_X[0]), args=(_X[0],)),
+            Case("two sequences of 5 tokens", _causal_self_attention_numpy(_X[1]), args=(_X[1],)),
+            Case("a single token sees itself: output = input", _causal_self_attention_numpy(_X[2]),
+                 args=(_X[2],)),
+        ),
+        solution=_causal_self_attention_solution,
+        hint=(
+            "With the buggy mask, token 0 sees every later token and the last token sees "
+            "nothing (its output is all zeros). Keras's masks are True where attention is "
+            "allowed: the lower triangle, diagonal included."
+        ),
+        atol=1e-5,
+    )
+)
