@@ -170,7 +170,7 @@ def _causal_self_attention_numpy(x):
 
 _X = tuple(
     np.random.default_rng(seed).normal(size=shape).astype("float32")
-    for seed, shape in ((0, (1, 4, 3)), (1, (2, 5, 4)), (2, (1, 1, 2)))
+    for seed, shape in ((0, (1, 4, 3)), (1, (2, 5, 4)), (2, (1, 2, 3)))
 )
 
 register(
@@ -185,7 +185,7 @@ register(
         cases=(
             Case("one sequence of 4 tokens", _causal_self_attention_numpy(_X[0]), args=(_X[0],)),
             Case("two sequences of 5 tokens", _causal_self_attention_numpy(_X[1]), args=(_X[1],)),
-            Case("a single token sees itself: output = input", _causal_self_attention_numpy(_X[2]),
+            Case("two tokens: the first one sees only itself (output[0, 0] = x[0, 0])", _causal_self_attention_numpy(_X[2]),
                  args=(_X[2],)),
         ),
         solution=_causal_self_attention_solution,
