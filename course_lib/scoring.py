@@ -49,7 +49,7 @@ def _additive_scores(query_proj, key_proj, score_vector):
         ops.expand_dims(query_proj, -2)  # (batch_size, Tq, 1, units)
         + ops.expand_dims(key_proj, -3)  # (batch_size, 1, Tv, units)
     )  # (batch_size, Tq, Tv, units)
-    return ops.sum(hidden * score_vector, axis=-1)  # (batch_size, Tq, Tv)
+    return ops.einsum("...u,u->...", hidden, score_vector)  # (batch_size, Tq, Tv)
 
 
 class _ScoredAttention(keras.layers.Layer):
