@@ -1,0 +1,204 @@
+"""Exercises of lesson 04, "Translation with attention".
+
+04.1  build the teacher-forcing pair (target_in, target_out) of one sentence (function);
+04.2  compute BLEU's clipped n-gram precision for one sentence pair (function);
+04.3  build the attention mask that hides padded source positions (function);
+04.4  compute BLEU's brevity penalty for a short hypothesis (value).
+
+Expected results come from `course_lib.text` and from the definitions of BLEU
+(Papineni et al., 2002) that `sacrebleu` implements.
+"""
+
+import math
+from collections import Counter
+
+import numpy as np
+
+from course_lib.exercises import Case, Exercise, register
+from course_lib.text import END, PAD, START
+
+# 04.1 ------------------------------------------------------------------------------
+
+
+def _teacher_forcing_pair(token_ids, length):
+    target_in = [START] + list(token_ids)  # what the decoder reads
+    target_out = list(token_ids) + [END]  # what it must predict, one step ahead
+    pad = [PAD] * (length - len(target_in))
+    return np.array(target_in + pad), np.array(target_out + pad)
+
+
+def _pair_case(description, token_ids, length):
+    return Case(description, _teacher_forcing_pair(token_ids, length), args=(token_ids, length))
+
+
+register(
+    Exercise(
+        key="04.1",
+        question=(
+            "Write `make_target_pair(token_ids, length)`: `token_ids` are the word ids of "
+            "one German sentence (no START, no END). Return `(target_in, target_out)`, two "
+            "integer arrays of shape `(length,)`: `target_in` is START followed by the "
+            "words, `target_out` is the words followed by END, both right-padded with "
+            f"PAD. (PAD, START, END = {PAD}, {START}, {END}; `length` is always at least "
+            "`len(token_ids) + 1`.)"
+        ),
+        cases=(
+            _pair_case("three words [7, 8, 9], length 4: no padding", [7, 8, 9], 4),
+            _pair_case("three words [7, 8, 9], length 6: two PAD at the end of both", [7, 8, 9], 6),
+            _pair_case("one word [42], length 3", [42], 3),
+            _pair_case("an empty sentence [], length 2: [START, PAD] and [END, PAD]", [], 2),
+            _pair_case("a repeated word [5, 5, 5, 5], length 5", [5, 5, 5, 5], 5),
+        ),
+        solution=_teacher_forcing_pair,
+        hint=(
+            "`target_in[t + 1] == target_out[t]`: the decoder reads the previous true word "
+            "and predicts the next one. Build two lists, then pad both to `length`."
+        ),
+    )
+)
+
+
+# 04.2 ------------------------------------------------------------------------------
+
+
+def _clipped_precision(hypothesis, reference, n):
+    def ngrams(tokens):
+        return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+    hyp, ref = ngrams(hypothesis), ngrams(reference)
+    total = sum(hyp.values())
+    if total == 0:
+        return 0.0
+    # each hypothesis n-gram counts at most as often as it occurs in the reference
+    matches = sum(min(count, ref[gram]) for gram, count in hyp.items())
+    return matches / total
+
+
+_CAT = "the cat is on the mat".split()
+
+
+def _precision_case(description, hypothesis, reference, n):
+    return Case(
+        description, _clipped_precision(hypothesis, reference, n), args=(hypothesis, reference, n)
+    )
+
+
+register(
+    Exercise(
+        key="04.2",
+        question=(
+            "Write `clipped_precision(hypothesis, reference, n)`: both are lists of tokens. "
+            "Count the n-grams of the hypothesis; each one is credited at most as many "
+            "times as it occurs in the reference ('clipping'); return credited / total "
+            "hypothesis n-grams, or 0.0 when the hypothesis has no n-gram."
+        ),
+        cases=(
+            _precision_case("identical sentences, n=1: precision 1", _CAT, _CAT, 1),
+            _precision_case(
+                "'the' x 7 against 'the cat is on the mat', n=1: 'the' is clipped to 2, so 2/7",
+                ["the"] * 7, _CAT, 1,
+            ),
+            _precision_case(
+                "'the cat the cat on the mat' against 'the cat is on the mat', n=2: "
+                "'the cat' is clipped to 1",
+                "the cat the cat on the mat".split(), _CAT, 2,
+            ),
+            _precision_case(
+                "word order matters for n=2: 'mat the on is cat the'", _CAT[::-1], _CAT, 2
+            ),
+            _precision_case(
+                "German with umlauts, n=1: 'ich bin sehr müde' against 'ich bin müde'",
+                "ich bin sehr müde".split(), "ich bin müde".split(), 1,
+            ),
+            _precision_case("a 2-token hypothesis has no 3-gram: 0.0", ["ich", "bin"], _CAT, 3),
+        ),
+        solution=_clipped_precision,
+        hint=(
+            "`collections.Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))` "
+            "counts n-grams; credit `min(hypothesis count, reference count)` for each."
+        ),
+    )
+)
+
+
+# 04.3 ------------------------------------------------------------------------------
+
+
+def _attention_padding_mask(source_ids, target_length):
+    source_ids = np.asarray(source_ids)
+    keep = source_ids != PAD  # (batch, S): True on real tokens
+    # (batch, S) -> (batch, 1, S) -> (batch, T, S): the same for every query
+    return np.broadcast_to(keep[:, None, :], (len(source_ids), target_length, source_ids.shape[1]))
+
+
+_BATCH = np.array([[5, 9, 4, 0, 0], [7, 7, 7, 7, 3], [6, 0, 0, 0, 0]])
+
+
+def _mask_case(description, source_ids, target_length):
+    return Case(
+        description,
+        _attention_padding_mask(source_ids, target_length),
+        args=(source_ids, target_length),
+    )
+
+
+register(
+    Exercise(
+        key="04.3",
+        question=(
+            "Write `attention_padding_mask(source_ids, target_length)`: `source_ids` is a "
+            "padded batch `(batch, S)` of integer ids (PAD = 0). Return a boolean mask of "
+            "shape `(batch, target_length, S)` following Keras's convention: True where "
+            "decoder step t may attend to source position s, False on padding."
+        ),
+        cases=(
+            _mask_case("a batch of 3 sources with 2, 0 and 4 PAD, target_length=2", _BATCH, 2),
+            _mask_case("the same batch, target_length=1", _BATCH, 1),
+            _mask_case(
+                "a batch without padding: everything True", np.array([[3, 4], [5, 6]]), 3
+            ),
+            _mask_case(
+                "id 3 (OOV) is a real token, not padding", np.array([[3, 3, 0]]), 2
+            ),
+        ),
+        solution=_attention_padding_mask,
+        hint=(
+            "`source_ids != 0` is the `(batch, S)` padding mask; add an axis for the "
+            "queries (`[:, None, :]`) and repeat it `target_length` times "
+            "(`np.broadcast_to` or `np.repeat`)."
+        ),
+    )
+)
+
+
+# 04.4 ------------------------------------------------------------------------------
+
+
+def _brevity_penalty():
+    hypothesis_length, reference_length = 9, 12
+    # shorter than the reference: exp(1 - r / c); 1 when c >= r
+    return math.exp(1 - reference_length / hypothesis_length)
+
+
+register(
+    Exercise(
+        key="04.4",
+        question=(
+            "BLEU multiplies its n-gram precisions by a brevity penalty, `1` when the "
+            "hypothesis has at least as many tokens `c` as the reference `r`, else "
+            "`exp(1 - r / c)`. What is the penalty for a 9-token hypothesis against a "
+            "12-token reference? Give a number."
+        ),
+        cases=(
+            Case(
+                "brevity penalty for c = 9 hypothesis tokens, r = 12 reference tokens",
+                math.exp(1 - 12 / 9),
+            ),
+        ),
+        solution=_brevity_penalty,
+        hint="r / c = 12 / 9 = 1.333..., so the penalty is exp(-0.333...).",
+        answer_is_function=False,
+        rtol=1e-3,
+        atol=1e-4,
+    )
+)
