@@ -176,8 +176,8 @@ register(
 
 
 def _key_with_most_weight():
-    # Scores of [-1, 0, 0] are minus the first coordinate of each key: [-1, -4, -7].
-    # The softmax is increasing, so the largest score, -1, wins: key 0.
+    # Scores of [1, 0, -2] are k[0] - 2 * k[2] for each key: [-5, -8, -11].
+    # The softmax is increasing, so the largest score, -5, wins: key 0.
     return 0
 
 
@@ -185,19 +185,22 @@ register(
     Exercise(
         key="01.4",
         question=(
-            "Without computing the softmax: for the query [-1, 0, 0] and the classic keys "
+            "Without computing the softmax: for the query [1, 0, -2] and the classic keys "
             "[[1, 2, 3], [4, 5, 6], [7, 8, 9]] (scale=1.0), which key (0, 1 or 2) gets the "
             "most weight? Give its index."
         ),
         cases=(
             Case(
-                "index of the key with the largest weight for the query [-1, 0, 0] "
-                "(scores are negative)",
-                int(np.argmax(three_step_attention([-1.0, 0.0, 0.0], KEYS, VALUES, scale=1.0)[1])),
+                "index of the key with the largest weight for the query [1, 0, -2] "
+                "(all three scores are negative)",
+                int(np.argmax(three_step_attention([1.0, 0.0, -2.0], KEYS, VALUES, scale=1.0)[1])),
             ),
         ),
         solution=_key_with_most_weight,
-        hint="The softmax keeps the order of the scores: find the largest dot product.",
+        hint=(
+            "The softmax keeps the order of the scores: find the largest dot product "
+            "(all three are negative; the largest is the closest to 0)."
+        ),
         answer_is_function=False,
     )
 )
