@@ -13,7 +13,7 @@ every run gives the same ids (no hashing, no backend, no file):
    teacher forcing) and `target_out = [w1, ..., wn, END]` (what it must predict).
 5. `TextVectorizer.decode`: ids back to text, stopping at the first `END`.
 
-Reserved ids: `PAD = 0`, `START = 1`, `END = 2` (those of `course_lib.datasets`),
+Reserved ids: `PAD = 0`, `START = 1`, `END = 2` (imported from `course_lib.datasets`),
 and `OOV = 3` for every token outside the vocabulary.
 """
 
@@ -23,7 +23,9 @@ from collections import Counter
 
 import numpy as np
 
-PAD, START, END, OOV = 0, 1, 2, 3
+from course_lib.datasets import END, PAD, START
+
+OOV = 3
 RESERVED_TOKENS = ("", "[start]", "[end]", "[UNK]")
 
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)+|\w+(?:[-']\w+)*|[^\w\s]")
