@@ -1,0 +1,149 @@
+"""Exercises of lesson 07, "Self-attention and positions".
+
+07.1  the sinusoidal encoding at position `pos`, feature `j` (function);
+07.2  rotate a 2-D vector by an angle, the building block of rotary positions (function);
+07.3  predict the output of self-attention without positions on permuted tokens (value);
+07.4  which position scheme cannot read a sequence longer than its training length (value).
+
+Expected values are written from the closed formulas with numpy (the same formulas
+as `course_lib.positional`, whose tests check it against them).
+"""
+
+import math
+
+import numpy as np
+
+from course_lib.exercises import Case, Exercise, register
+
+# 07.1 ------------------------------------------------------------------------------
+
+
+def _sinusoidal_value(pos, j, d, max_wavelength=10000):
+    angle = pos / max_wavelength ** (2 * (j // 2) / d)  # features 2i and 2i+1 share an angle
+    return math.sin(angle) if j % 2 == 0 else math.cos(angle)
+
+
+register(
+    Exercise(
+        key="07.1",
+        question=(
+            "Write `sinusoidal_value(pos, j, d, max_wavelength=10000)`: feature `j` of "
+            "the sinusoidal encoding of position `pos` for width `d` (a Python float)."
+        ),
+        cases=(
+            Case("position 0, feature 0 (a sine): sin(0)", 0.0, args=(0, 0, 8)),
+            Case("position 0, feature 1 (a cosine): cos(0)", 1.0, args=(0, 1, 8)),
+            Case("position 1, feature 0: the fastest sine, sin(1)", math.sin(1.0), args=(1, 0, 8)),
+            Case(
+                "position 3, feature 2 (pair i=1, a sine), d=8",
+                math.sin(3 / 10000 ** (2 / 8)),
+                args=(3, 2, 8),
+            ),
+            Case(
+                "position 5, feature 5 (pair i=2, a cosine), d=8",
+                math.cos(5 / 10000 ** (4 / 8)),
+                args=(5, 5, 8),
+            ),
+            Case(
+                "position 7, feature 3, d=16, max_wavelength=100",
+                math.cos(7 / 100 ** (2 / 16)),
+                args=(7, 3, 16),
+                kwargs={"max_wavelength": 100},
+            ),
+        ),
+        solution=_sinusoidal_value,
+        hint=(
+            "Features go in pairs: feature j belongs to pair i = j // 2, whose angle is "
+            "pos / max_wavelength ** (2 * i / d). Even j takes the sine, odd j the cosine."
+        ),
+    )
+)
+
+# 07.2 ------------------------------------------------------------------------------
+
+
+def _rotate_2d(vector, angle):
+    x, y = vector
+    return np.array([x * np.cos(angle) - y * np.sin(angle), x * np.sin(angle) + y * np.cos(angle)])
+
+
+register(
+    Exercise(
+        key="07.2",
+        question=(
+            "Write `rotate_2d(vector, angle)`: the 2-D vector `(x, y)` turned "
+            "counter-clockwise by `angle` radians, as a numpy array of shape (2,). "
+            "Rotary positions do this to every pair of features of a query or key."
+        ),
+        cases=(
+            Case("(1, 0) by 0: unchanged (position 0)", np.array([1.0, 0.0]), args=((1.0, 0.0), 0.0)),
+            Case("(1, 0) by pi/2: a quarter turn gives (0, 1)", np.array([0.0, 1.0]), args=((1.0, 0.0), math.pi / 2)),
+            Case("(0, 1) by pi/2: gives (-1, 0)", np.array([-1.0, 0.0]), args=((0.0, 1.0), math.pi / 2)),
+            Case("(1, 2) by pi: a half turn negates", np.array([-1.0, -2.0]), args=((1.0, 2.0), math.pi)),
+            Case(
+                "(3, 4) by 0.3 rad: the length 5 is kept",
+                np.array([3 * math.cos(0.3) - 4 * math.sin(0.3), 3 * math.sin(0.3) + 4 * math.cos(0.3)]),
+                args=((3.0, 4.0), 0.3),
+            ),
+        ),
+        solution=_rotate_2d,
+        hint=(
+            "Multiply by the rotation matrix [[cos a, -sin a], [sin a, cos a]]: "
+            "x' = x cos a - y sin a, y' = x sin a + y cos a."
+        ),
+        atol=1e-7,
+    )
+)
+
+# 07.3 ------------------------------------------------------------------------------
+
+
+def _permuted_rows():
+    # Row k of the new output is the output of the token now at place k:
+    # the tokens [x2, x0, x3, x1] give the outputs [y2, y0, y3, y1].
+    return [2, 0, 3, 1]
+
+
+register(
+    Exercise(
+        key="07.3",
+        question=(
+            "Self-attention without positions maps the tokens [x0, x1, x2, x3] to the "
+            "outputs [y0, y1, y2, y3]. Fed the tokens [x2, x0, x3, x1], it returns four "
+            "outputs: give their indices as a list, e.g. [0, 1, 2, 3] for [y0, y1, y2, y3]."
+        ),
+        cases=(Case("the tokens [x2, x0, x3, x1]", [2, 0, 3, 1]),),
+        solution=_permuted_rows,
+        hint=(
+            "Permutation equivariance: each token's output depends on the token and on "
+            "the set of all tokens, not on where it sits. Follow each token to its output."
+        ),
+        answer_is_function=False,
+    )
+)
+
+# 07.4 ------------------------------------------------------------------------------
+
+
+def _fixed_length_scheme():
+    # A learned table has one row per trained position: position 30 has no row.
+    return "learned"
+
+
+register(
+    Exercise(
+        key="07.4",
+        question=(
+            "The classifiers of this lesson were trained on sequences of 12 tokens. "
+            "Which of 'none', 'sinusoidal', 'learned' and 'rotary' cannot even be run "
+            "on a sequence of 30 tokens? Answer with one of these strings."
+        ),
+        cases=(Case("the scheme limited to its training length", "learned"),),
+        solution=_fixed_length_scheme,
+        hint=(
+            "Sines, cosines and rotation angles are formulas of the position, defined for "
+            "any position. Which scheme stores one vector per position instead?"
+        ),
+        answer_is_function=False,
+    )
+)
