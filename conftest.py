@@ -9,7 +9,8 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# No MPLBACKEND here: notebook kernels inherit this environment and must keep
+# Jupyter's inline backend, or their figures would not be stored.
 
 
 def pytest_collectstart(collector):

@@ -126,14 +126,12 @@ def course_env():
     env = dict(os.environ)
     env.setdefault("KERAS_BACKEND", "tensorflow")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.setdefault("MPLBACKEND", "Agg")
     return env
 
 
 def lab(extra):
     setup()
     env = course_env()
-    env.pop("MPLBACKEND")  # let Jupyter choose the inline backend
     as_root = ["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else []
     run([venv_python(), "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks"] + as_root + extra, env=env)
 

@@ -59,7 +59,9 @@ def softmax(x, axis=-1):
         raise ValueError(
             f"`x` must have at least one dimension. Received: x with shape {x.shape}"
         )
-    if not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+    if x.size == 0:
+        raise ValueError(f"`x` must not be empty. Received: x with shape {x.shape}")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
         raise ValueError(
             f"`axis` must be an integer in [{-x.ndim}, {x.ndim - 1}] for an input of "
             f"shape {x.shape}. Received: axis={axis!r}"
@@ -122,6 +124,8 @@ def three_step_attention(query, keys, values, scale=None):
         scale = 1.0 / math.sqrt(query.shape[-1])
     elif isinstance(scale, bool) or not isinstance(scale, (int, float, np.number)):
         raise TypeError(f"`scale` must be a number or None. Received: scale={scale!r}")
+    elif not np.isfinite(scale):
+        raise ValueError(f"`scale` must be a finite number. Received: scale={scale!r}")
 
     scores = query @ keys.T * scale  # (S,) or (T, S)
     weights = softmax(scores, axis=-1)  # (S,) or (T, S)

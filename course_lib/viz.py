@@ -42,13 +42,15 @@ def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, a
             f"{len(y_labels)} labels, y_labels={list(y_labels)!r}"
         )
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(1 + 0.5 * cols, 10), min(1 + 0.45 * rows, 8)))
+        _, ax = plt.subplots(figsize=(min(max(4.0, 1.5 + 0.6 * cols), 10), min(max(3.0, 1 + 0.45 * rows), 8)))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(1e-12, float(weights.max())), aspect="auto")
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xlabel("key")
     ax.set_ylabel("query")
     if x_labels is not None:
-        ax.set_xticks(range(cols), [str(x) for x in x_labels], rotation=90 if cols > 6 else 0)
+        x_text = [str(x) for x in x_labels]
+        crowded = cols > 6 or max(map(len, x_text), default=0) > 6
+        ax.set_xticks(range(cols), x_text, rotation=90 if crowded else 0)
     if y_labels is not None:
         ax.set_yticks(range(rows), [str(y) for y in y_labels])
     if annotate is None:
