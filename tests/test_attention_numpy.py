@@ -94,9 +94,11 @@ def test_softmax_accepts_integers_and_returns_floats():
         ({"x": np.zeros((2, 3)), "axis": -3}, ValueError, r"`axis`.*Received: axis=-3"),
         ({"x": [1.0, 2.0], "axis": 0.5}, ValueError, r"`axis`.*Received: axis=0\.5"),
         ({"x": [1.0, 2.0], "axis": "last"}, ValueError, r"`axis`.*Received: axis='last'"),
+        ({"x": [1.0, 2.0], "axis": True}, ValueError, r"`axis`.*Received: axis=True"),
+        ({"x": []}, ValueError, r"`x` must not be empty.*shape \(0,\)"),
     ],
     ids=["scalar", "strings", "string-array", "complex", "axis-out-of-range",
-         "negative-axis-out-of-range", "float-axis", "string-axis"],
+         "negative-axis-out-of-range", "float-axis", "string-axis", "bool-axis", "empty"],
 )
 def test_softmax_bad_input_names_the_argument_and_value(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -191,10 +193,12 @@ def test_accepts_lists_and_integers():
         ({"scale": "big"}, TypeError, r"`scale`.*Received: scale='big'"),
         ({"scale": True}, TypeError, r"`scale`.*Received: scale=True"),
         ({"scale": [1.0]}, TypeError, r"`scale`.*Received: scale=\[1\.0\]"),
+        ({"scale": float("nan")}, ValueError, r"`scale` must be a finite number.*Received: scale=nan"),
+        ({"scale": float("inf")}, ValueError, r"`scale` must be a finite number.*Received: scale=inf"),
     ],
     ids=["query-3d", "query-scalar", "keys-1d", "values-1d", "mismatched-d", "mismatched-S",
          "no-keys", "query-strings", "ragged-keys", "values-strings", "scale-string",
-         "scale-bool", "scale-list"],
+         "scale-bool", "scale-list", "scale-nan", "scale-inf"],
 )
 def test_bad_input_names_the_argument_and_value(kwargs, error, match):
     arguments = {"query": QUERY, "keys": KEYS, "values": VALUES, "scale": 1.0, **kwargs}
