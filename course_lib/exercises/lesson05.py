@@ -185,8 +185,11 @@ register(
         cases=(
             Case("one sequence of 4 tokens", _causal_self_attention_numpy(_X[0]), args=(_X[0],)),
             Case("two sequences of 5 tokens", _causal_self_attention_numpy(_X[1]), args=(_X[1],)),
-            Case("two tokens: the first one sees only itself (output[0, 0] = x[0, 0])", _causal_self_attention_numpy(_X[2]),
-                 args=(_X[2],)),
+            Case(
+                "two tokens: the first one sees only itself (output[0, 0] = x[0, 0])",
+                _causal_self_attention_numpy(_X[2]),
+                args=(_X[2],),
+            ),
         ),
         solution=_causal_self_attention_solution,
         hint=(
