@@ -174,18 +174,21 @@ def load_rotten_tomatoes():
 def _keras_datasets_dir():
     """The folder where `keras.utils.get_file` caches Keras's data sets.
 
-    The same rule as Keras (`keras.src.backend.config` and `keras.src.utils.file_utils`):
-    `$KERAS_HOME` if set, else `~/.keras` (or `/tmp/.keras` if the home folder is not
-    writable), then `datasets/`.
+    The same rule as Keras (`keras.src.backend.config` and `keras.src.utils.file_utils`,
+    which have no public accessor): keras home is `$KERAS_HOME` if set, else `~/.keras`
+    (`/tmp/.keras` if the home folder is not writable); if keras home is not writable,
+    `/tmp/.keras`; then `datasets/`. Keras reads `$KERAS_HOME` when it is imported, so
+    set it before importing Keras.
     """
     if "KERAS_HOME" in os.environ:
-        keras_home = os.path.expanduser(os.environ["KERAS_HOME"])
+        keras_home = os.environ["KERAS_HOME"]
     else:
         base = os.path.expanduser("~")
         if not os.access(base, os.W_OK):
             base = "/tmp"
         keras_home = os.path.join(base, ".keras")
-    if os.path.isdir(keras_home) and not os.access(keras_home, os.W_OK):
+    keras_home = os.path.expanduser(keras_home)
+    if not os.access(keras_home, os.W_OK):
         keras_home = os.path.join(
             "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras"
         )
@@ -217,8 +220,9 @@ def _link_debian_fashion_mnist(debian_dir=FASHION_MNIST_DEBIAN_DIR):
 
 @functools.lru_cache(maxsize=1)
 def _fashion_mnist_arrays():
-    _link_debian_fashion_mnist()
     import keras  # only here: importing this module leaves the backend choice open
+
+    _link_debian_fashion_mnist()  # after importing Keras, which creates keras home
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))

@@ -422,13 +422,18 @@ def test_fashion_mnist_returns_fresh_copies(fashion):
     x_tr[0] = first_image
 
 
-def test_keras_datasets_dir_matches_keras(monkeypatch):
+def test_keras_datasets_dir_matches_keras(monkeypatch, tmp_path):
     from keras.src.backend import config  # tests may read Keras's private config
 
     expected = Path(os.path.expanduser(config.keras_home())) / "datasets"
+    if not os.access(config.keras_home(), os.W_OK):
+        expected = Path("/tmp/.keras/datasets")
     assert datasets._keras_datasets_dir() == expected
-    monkeypatch.setenv("KERAS_HOME", "/some/keras/home")
-    assert datasets._keras_datasets_dir() == Path("/some/keras/home/datasets")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert datasets._keras_datasets_dir() == tmp_path / "datasets"
+    # Like keras.utils.get_file: an unwritable (here missing) keras home means /tmp/.keras.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "missing"))
+    assert datasets._keras_datasets_dir() == Path("/tmp/.keras/datasets")
 
 
 def test_debian_fashion_mnist_files_are_linked_into_the_keras_cache(monkeypatch, tmp_path):
