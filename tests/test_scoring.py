@@ -234,3 +234,13 @@ def test_width_change_after_build_is_reported():
     layer(QUERY, VALUE, key=KEY3)
     with pytest.raises(ValueError, match="was built for query width 4"):
         layer(QUERY[..., :2], VALUE, key=KEY3)
+
+
+def test_key_mask_is_combined_with_value_mask():
+    key_mask = np.array([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=bool)
+    _, weights = LuongAttention("general")(
+        QUERY, VALUE, key=KEY3, value_mask=VALUE_MASK, key_mask=key_mask, return_attention_scores=True
+    )
+    weights = np.asarray(weights)
+    assert np.all(weights[0, :, 0] == 0.0) and np.all(weights[1, :, 3:] == 0.0)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
