@@ -265,6 +265,13 @@ def compute_attention_mask(
     if use_causal_mask:
         t_now = t if t is not None else ops.shape(query)[1]
         s_now = s if s is not None else ops.shape(value)[1]
+        for name, tensor, length in (("query", query, t_now), ("value", value, s_now)):
+            if length is None:  # a symbolic `keras.Input` of unknown length
+                raise ValueError(
+                    f"The length of `{name}` must be known to build the causal mask; "
+                    "call this function inside a layer's `call()`, where it is. "
+                    f"Received: {name} with shape {tuple(tensor.shape)}"
+                )
         masks.append(ops.expand_dims(causal_mask(t_now, s_now), 0))  # (1, T, S)
     if attention_mask is not None:
         masks.append(attention_mask)

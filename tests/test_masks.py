@@ -198,6 +198,9 @@ ERRORS = {
     "attention_mask rank 4": (lambda: mask_of(attention_mask=np.ones((2, 1, T, S), bool)), ValueError, "attention_mask"),
     "attention_mask S": (lambda: mask_of(attention_mask=np.ones((2, T, S + 1), bool)), ValueError, "attention_mask"),
     "use_causal_mask string": (lambda: mask_of(use_causal_mask="yes"), TypeError, "use_causal_mask"),
+    "causal mask of a symbolic input of unknown length": (
+        lambda: masks.compute_attention_mask(keras.Input((None, 2)), keras.Input((None, 2)), use_causal_mask=True),
+        ValueError, "query"),
     "query rank 1": (lambda: masks.compute_attention_mask(np.zeros(3), np.zeros((2, S, 2))), ValueError, "query"),
 }
 
