@@ -322,3 +322,14 @@ LAYER_ERRORS = {
 def test_layer_errors_name_the_argument(make, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         make()
+
+
+def test_layer_causal_in_a_compiled_model_of_unknown_length():
+    # Inside a tf.function (predict) the lengths are dynamic; a causal prefix of a sequence
+    # must give the same outputs as the whole sequence on its first positions.
+    x = keras.Input((None, D))
+    model = keras.Model(x, ScaledDotProductAttention()(x, x, use_causal_mask=True))
+    sequence = random_qkv()[0]  # (B, T, D)
+    whole = model.predict(sequence, verbose=0)
+    prefix = model.predict(sequence[:, :2], verbose=0)
+    np.testing.assert_allclose(whole[:, :2], prefix, atol=1e-6)
