@@ -165,7 +165,7 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         if length is not None and length > self.sequence_length:
             raise ValueError(
                 f"The inputs are longer than `sequence_length={self.sequence_length}`: "
-                f"received inputs of length T={length}. Build the layer with a larger "
+                f"received inputs of length T={length}. Create the layer with a larger "
                 "`sequence_length`."
             )
 
