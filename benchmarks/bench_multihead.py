@@ -10,7 +10,9 @@ of the outputs with respect to the input and every weight). Both layers hold the
 same weights. Each measurement warms up first (tracing, allocation), then reports
 the median of `--repeats` timed calls; ours and Keras's calls alternate so that a
 change of load on the machine affects both alike. The table gives milliseconds
-and the ratio ours / Keras (below 1: ours is faster).
+(medians of wall-clock time) and the ratio ours / Keras (below 1: ours is faster);
+the "cpu" columns give the ratio of the CPU time the process used (summed over its
+threads), which a busy machine inflates much less than wall-clock time.
 
 Not part of the test suite: timings depend on the machine and on what else runs.
 """
@@ -47,12 +49,13 @@ def make_steps(layer, x, compiled):
 
 
 def timed(step):
-    start = time.perf_counter()
+    """(wall-clock seconds, CPU seconds of this process) of one call."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = step()
     # Wait for the values, not only for the launch of the computation.
     for tensor in tf.nest.flatten(result):
         tensor.numpy()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def compare(step_ours, step_keras, warmup, repeats):
@@ -63,7 +66,9 @@ def compare(step_ours, step_keras, warmup, repeats):
     for _ in range(repeats):
         ours.append(timed(step_ours))
         theirs.append(timed(step_keras))
-    return 1000 * statistics.median(ours), 1000 * statistics.median(theirs)
+    wall_ours, wall_theirs = (statistics.median(w for w, _ in t) for t in (ours, theirs))
+    cpu_ours, cpu_theirs = (statistics.median(c for _, c in t) for t in (ours, theirs))
+    return 1000 * wall_ours, 1000 * wall_theirs, cpu_ours / cpu_theirs
 
 
 def main():
@@ -85,8 +90,8 @@ def main():
     print(f"batch {args.batch}, width {args.width}, {args.heads} heads of key_dim {key_dim}, "
           f"self-attention, float32; median of {args.repeats} after {args.warmup} warm-up calls")
     modes = [("tf.function", True)] + ([("eager", False)] if args.eager else [])
-    header = (f"{'mode':<12}{'length':>7}{'fwd ours':>11}{'fwd keras':>11}{'ratio':>7}"
-              f"{'f+b ours':>11}{'f+b keras':>11}{'ratio':>7}")
+    header = (f"{'mode':<12}{'length':>7}{'fwd ours':>11}{'fwd keras':>11}{'ratio':>7}{'cpu':>7}"
+              f"{'f+b ours':>11}{'f+b keras':>11}{'ratio':>7}{'cpu':>7}")
     print(header)
     print("-" * len(header))
     for mode, compiled in modes:
@@ -101,10 +106,10 @@ def main():
             np.testing.assert_allclose(ours(x, x).numpy(), theirs(x, x).numpy(), atol=1e-4)
             fwd_ours, fb_ours = make_steps(ours, x, compiled)
             fwd_keras, fb_keras = make_steps(theirs, x, compiled)
-            f_o, f_k = compare(fwd_ours, fwd_keras, args.warmup, args.repeats)
-            b_o, b_k = compare(fb_ours, fb_keras, args.warmup, args.repeats)
-            print(f"{mode:<12}{length:>7}{f_o:>9.1f}ms{f_k:>9.1f}ms{f_o / f_k:>7.2f}"
-                  f"{b_o:>9.1f}ms{b_k:>9.1f}ms{b_o / b_k:>7.2f}", flush=True)
+            f_o, f_k, f_cpu = compare(fwd_ours, fwd_keras, args.warmup, args.repeats)
+            b_o, b_k, b_cpu = compare(fb_ours, fb_keras, args.warmup, args.repeats)
+            print(f"{mode:<12}{length:>7}{f_o:>9.1f}ms{f_k:>9.1f}ms{f_o / f_k:>7.2f}{f_cpu:>7.2f}"
+                  f"{b_o:>9.1f}ms{b_k:>9.1f}ms{b_o / b_k:>7.2f}{b_cpu:>7.2f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
 
 
