@@ -39,7 +39,7 @@ import keras
 import numpy as np
 from keras import ops
 
-PAD, START, END = 0, 1, 2
+from course_lib.datasets import END, PAD, START
 
 _CELLS = ("gru", "lstm")
 _ATTENTIONS = (None, "additive", "luong")
@@ -199,6 +199,9 @@ class AttentionDecoder(keras.layers.Layer):
             (`course_lib.layers.AdditiveAttention`, Bahdanau's score) or `"luong"`
             (`course_lib.layers.LuongAttention`). Defaults to `None`.
         cell: `"gru"` or `"lstm"`, as in the encoder. Defaults to `"gru"`.
+        attention_units: width of the hidden layer of the additive score (its cost
+            grows as `batch_size * T * S * attention_units`); only with
+            `attention="additive"`. `None` means `units`. Defaults to `None`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -221,7 +224,7 @@ class AttentionDecoder(keras.layers.Layer):
         Keras losses and metrics ignore padded positions.
     """
 
-    def __init__(self, vocab_size, embedding_dim, units, attention=None, cell="gru", **kwargs):
+    def __init__(self, vocab_size, embedding_dim, units, attention=None, cell="gru", attention_units=None, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = _check_positive_int(vocab_size, "vocab_size")
         self.embedding_dim = _check_positive_int(embedding_dim, "embedding_dim")
@@ -229,6 +232,14 @@ class AttentionDecoder(keras.layers.Layer):
         if attention not in _ATTENTIONS:
             raise ValueError(f"`attention` must be one of {_ATTENTIONS}. Received: attention={attention!r}")
         self.attention = attention
+        if attention_units is not None:
+            _check_positive_int(attention_units, "attention_units")
+            if attention != "additive":
+                raise ValueError(
+                    "`attention_units` is only used by attention='additive'. Received: "
+                    f"attention_units={attention_units!r} with attention={attention!r}"
+                )
+        self.attention_units = attention_units
         self.cell = _check_cell(cell)
         self.supports_masking = True
 
@@ -255,7 +266,9 @@ class AttentionDecoder(keras.layers.Layer):
             from course_lib import layers
 
             if self.attention == "additive":
-                self.attention_layer = layers.AdditiveAttention(self.units, name="attention", dtype=self.dtype_policy)
+                self.attention_layer = layers.AdditiveAttention(
+                    self.attention_units or self.units, name="attention", dtype=self.dtype_policy
+                )
             else:
                 self.attention_layer = layers.LuongAttention("general", name="attention", dtype=self.dtype_policy)
             self.attention_layer.build(hidden_shape, encoder_outputs_shape)
@@ -368,6 +381,7 @@ class AttentionDecoder(keras.layers.Layer):
             "units": self.units,
             "attention": self.attention,
             "cell": self.cell,
+            "attention_units": self.attention_units,
         }
 
 
@@ -379,6 +393,7 @@ def build_seq2seq(
     attention=None,
     cell="gru",
     bidirectional=False,
+    attention_units=None,
     name="seq2seq",
 ):
     """A `keras.Model` `[source, target_in] -> logits`: `RNNEncoder` + `AttentionDecoder`.
@@ -394,6 +409,8 @@ def build_seq2seq(
         attention: `None`, `"additive"` or `"luong"` (see `AttentionDecoder`).
         cell: `"gru"` or `"lstm"`. Defaults to `"gru"`.
         bidirectional: bidirectional encoder. Defaults to `False`.
+        attention_units: hidden width of the additive score (see
+            `AttentionDecoder`). Defaults to `None` (`units`).
         name: the model's name. Defaults to `"seq2seq"`.
 
     Returns:
@@ -402,7 +419,15 @@ def build_seq2seq(
         `(batch_size, T, target_vocab_size)`, which carry the target padding mask.
     """
     encoder = RNNEncoder(source_vocab_size, embedding_dim, units, cell=cell, bidirectional=bidirectional, name="encoder")
-    decoder = AttentionDecoder(target_vocab_size, embedding_dim, units, attention=attention, cell=cell, name="decoder")
+    decoder = AttentionDecoder(
+        target_vocab_size,
+        embedding_dim,
+        units,
+        attention=attention,
+        cell=cell,
+        attention_units=attention_units,
+        name="decoder",
+    )
     source = keras.Input(shape=(None,), dtype="int32", name="source")
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
     encoder_outputs, state = encoder(source)
@@ -562,3 +587,63 @@ def _cut(tokens, end_id, pad_id):
         if token == end_id:
             break
     return out
+
+
+class LengthBucketedBatches(keras.utils.PyDataset):
+    """Teacher-forcing batches of sequences of similar length, for `model.fit`.
+
+    The pairs are sorted by source length (ties broken at random), cut into batches of
+    `batch_size`, and each batch is trimmed to its own longest source and target: a
+    batch of short sequences costs a short RNN loop instead of one over the longest
+    sequence of the data set. The batch order is shuffled every epoch.
+
+    Each item is `((source, target_in), target_out)` with `target_in = targets[:, :-1]`
+    and `target_out = targets[:, 1:]`, as `build_seq2seq` models expect.
+
+    Keras infers the input signature from the first two batches, leaving free only the
+    axes whose sizes differ: the first two batches are therefore always of different
+    lengths, so that the length axis stays free.
+
+    Args:
+        sources: integer array `(num_samples, S)`, right-padded with 0.
+        targets: integer array `(num_samples, T + 1)`, `[START, ..., END, PAD...]`.
+        batch_size: sequences per batch.
+        seed: seed of the tie-breaking and of the batch order. Defaults to `0`.
+        **kwargs: `keras.utils.PyDataset` arguments (`workers`, ...).
+    """
+
+    def __init__(self, sources, targets, batch_size, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.sources, self.targets = np.asarray(sources), np.asarray(targets)
+        if self.sources.ndim != 2 or self.targets.ndim != 2 or len(self.sources) != len(self.targets):
+            raise ValueError(
+                "`sources` and `targets` must be 2-D arrays with the same number of rows. "
+                f"Received: sources with shape {self.sources.shape} and targets with shape {self.targets.shape}"
+            )
+        self.batch_size = _check_positive_int(batch_size, "batch_size")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        lengths = np.sum(self.sources != PAD, axis=1)
+        order = np.lexsort((self._rng.random(len(lengths)), lengths))  # by length, ties at random
+        self._batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        self._order = np.arange(len(self._batches))
+        self.on_epoch_end()
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, index):
+        rows = self._batches[self._order[index]]
+        sources, targets = self.sources[rows], self.targets[rows]
+        source_length = max(1, int(np.sum(sources != PAD, axis=1).max()))
+        target_length = max(2, int(np.sum(targets != PAD, axis=1).max()))
+        sources, targets = sources[:, :source_length], targets[:, :target_length]
+        return (sources, targets[:, :-1]), targets[:, 1:]
+
+    def on_epoch_end(self):
+        self._rng.shuffle(self._order)
+        if len(self._order) > 1:
+            widths = [self[i][0][0].shape[1] for i in range(len(self._order))]
+            first = next((i for i in range(1, len(widths)) if widths[i] != widths[0]), None)
+            if first is not None:  # put a batch of another length second
+                self._order[[1, first]] = self._order[[first, 1]]

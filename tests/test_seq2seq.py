@@ -5,11 +5,13 @@ import keras
 import numpy as np
 import pytest
 
+from course_lib.datasets import make_reversal_task
 from course_lib.seq2seq import (
     END,
     PAD,
     START,
     AttentionDecoder,
+    LengthBucketedBatches,
     RNNEncoder,
     attention_weights,
     build_seq2seq,
@@ -177,9 +179,11 @@ def test_loss_ignores_padded_target_positions():
         (lambda: RNNEncoder(12, 4, 6, bidirectional="yes"), "bidirectional='yes'"),
         (lambda: AttentionDecoder(12, 4, True), "units=True"),
         (lambda: AttentionDecoder(12, 4, 6, attention="dot"), "attention='dot'"),
+        (lambda: AttentionDecoder(12, 4, 6, attention="luong", attention_units=8), "attention_units=8"),
+        (lambda: AttentionDecoder(12, 4, 6, attention="additive", attention_units=0), "attention_units=0"),
         (lambda: build_seq2seq(12, 12, 4, 6, cell="lstmm"), "cell='lstmm'"),
     ],
-    ids=["vocab_size", "embedding_dim", "cell", "odd-units-bidirectional", "bidirectional", "units", "attention", "builder-cell"],
+    ids=["vocab_size", "embedding_dim", "cell", "odd-units-bidirectional", "bidirectional", "units", "attention", "attention_units-luong", "attention_units", "builder-cell"],
 )
 def test_bad_constructor_arguments_are_named(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -285,3 +289,51 @@ def test_exact_match_compares_up_to_end():
     assert exact_match(predicted[:1, :3], expected[:1]).all()  # different widths are fine
     with pytest.raises(ValueError, match="predicted"):
         exact_match(predicted[:2], expected)
+
+
+def test_exercise_03_2_counts_are_those_of_keras():
+    from course_lib import exercises
+
+    for case in exercises.get("03.2").cases:
+        gru = keras.layers.GRU(case.args[1])
+        gru.build((None, None, case.args[0]))
+        assert gru.count_params() == case.expected, case.description
+
+
+# Length-bucketed batches -----------------------------------------------------------------
+
+
+def test_length_bucketed_batches_cover_every_pair_once_trimmed():
+    sources, targets = make_reversal_task(50, 2, 12, seed=3)
+    batches = LengthBucketedBatches(sources, targets, batch_size=8, seed=1)
+    assert len(batches) == 7
+    seen = []
+    for index in range(len(batches)):
+        (source, target_in), target_out = batches[index]
+        lengths = (source != PAD).sum(1)
+        assert source.shape[1] == lengths.max()  # trimmed to its longest source
+        assert target_in.shape == target_out.shape == (len(source), lengths.max() + 1)
+        np.testing.assert_array_equal(target_in[:, 1:], target_out[:, :-1])
+        assert lengths.max() - lengths.min() <= 3  # similar lengths together
+        seen += [tuple(row[row != PAD]) for row in source]
+    assert sorted(seen) == sorted(tuple(row[row != PAD]) for row in sources)  # each pair once
+    first_widths = (batches[0][0][0].shape[1], batches[1][0][0].shape[1])
+    assert first_widths[0] != first_widths[1]  # Keras leaves the length axis free
+    order = batches._order.copy()
+    batches.on_epoch_end()
+    assert (batches._order != order).any()
+
+
+def test_fit_on_length_bucketed_batches_of_several_widths():
+    sources, targets = make_reversal_task(48, 2, 9, vocab_size=9, seed=3)  # ids up to 11
+    model = small_model()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(LengthBucketedBatches(sources, targets, batch_size=8), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_length_bucketed_batches_errors_name_the_argument():
+    with pytest.raises(ValueError, match="batch_size=0"):
+        LengthBucketedBatches(SOURCE, TARGET_IN, batch_size=0)
+    with pytest.raises(ValueError, match="sources"):
+        LengthBucketedBatches(SOURCE[0], TARGET_IN, batch_size=2)
