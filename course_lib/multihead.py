@@ -204,18 +204,17 @@ class MultiHeadAttention(keras.layers.Layer):
         self.seed = seed
         self.dropout_layer = keras.layers.Dropout(dropout, seed=seed, dtype=self.dtype_policy)
 
-    def _projection(self, name, shape):
-        """A kernel of `shape` and, with `use_bias`, a bias over its output axes."""
+    def _projection(self, name, kernel_shape, bias_shape):
+        """`{name}_kernel` and, with `use_bias`, `{name}_bias` (else `None`)."""
         kernel = self.add_weight(
             name=f"{name}_kernel",
-            shape=shape,
+            shape=kernel_shape,
             initializer=_clone(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
         bias = None
         if self.use_bias:
-            bias_shape = shape[1:] if name != "output" else shape[2:]
             bias = self.add_weight(
                 name=f"{name}_bias",
                 shape=bias_shape,
@@ -246,10 +245,15 @@ class MultiHeadAttention(keras.layers.Layer):
                 )
         n, h, hv = self.num_heads, self.key_dim, self.value_dim
         output_shape = self._output_shape or (query_shape[-1],)
-        self.query_kernel, self.query_bias = self._projection("query", (query_shape[-1], n, h))
-        self.key_kernel, self.key_bias = self._projection("key", (key_shape[-1], n, h))
-        self.value_kernel, self.value_bias = self._projection("value", (value_shape[-1], n, hv))
-        self.output_kernel, self.output_bias = self._projection("output", (n, hv, *output_shape))
+        # Keras's order: query, key, value, output; each kernel, then its bias.
+        self.query_kernel, self.query_bias = self._projection("query", (query_shape[-1], n, h), (n, h))
+        self.key_kernel, self.key_bias = self._projection("key", (key_shape[-1], n, h), (n, h))
+        self.value_kernel, self.value_bias = self._projection(
+            "value", (value_shape[-1], n, hv), (n, hv)
+        )
+        self.output_kernel, self.output_bias = self._projection(
+            "output", (n, hv, *output_shape), output_shape
+        )
 
     def _project(self, x, kernel, bias):
         # (B, L, dim) x (dim, N, H) -> (B, L, N, H): project and split into heads
@@ -292,19 +296,15 @@ class MultiHeadAttention(keras.layers.Layer):
         return output
 
     def _check_inputs(self, query, value, key):
-        batch_sizes = {n: t.shape[0] for n, t in (("query", query), ("value", value), ("key", key))}
-        known = {n: b for n, b in batch_sizes.items() if b is not None}
-        if len(set(known.values())) > 1:
+        inputs = (("query", query, self.query_kernel), ("value", value, self.value_kernel),
+                  ("key", key, self.key_kernel))
+        batch_sizes = {tensor.shape[0] for _, tensor, _ in inputs} - {None}
+        if len(batch_sizes) > 1:
+            shapes = ", ".join(f"{name} with shape {tuple(tensor.shape)}" for name, tensor, _ in inputs)
             raise ValueError(
-                "`query`, `value` and `key` must have the same batch size. Received: "
-                + ", ".join(f"{n} with shape {tuple(t.shape)}" for n, t in
-                            (("query", query), ("value", value), ("key", key)))
+                f"`query`, `value` and `key` must have the same batch size. Received: {shapes}"
             )
-        for name, tensor, kernel in (
-            ("query", query, self.query_kernel),
-            ("value", value, self.value_kernel),
-            ("key", key, self.key_kernel),
-        ):
+        for name, tensor, kernel in inputs:
             if tensor.shape[-1] is not None and tensor.shape[-1] != kernel.shape[0]:
                 raise ValueError(
                     f"The last dimension of `{name}` must be {kernel.shape[0]}, the size "
@@ -312,7 +312,14 @@ class MultiHeadAttention(keras.layers.Layer):
                 )
 
     def _compute_attention_mask(
-        self, query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
+        self,
+        query,
+        value,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        use_causal_mask=False,
     ):
         """The mask of every source (`course_lib.masks`), broadcastable to (B, N, T, S)."""
         per_head_mask = None
