@@ -335,3 +335,17 @@ def test_call_errors_name_the_argument():
         MultiHeadAttention(2, 3)(QUERY[:, :, None], VALUE)
     with pytest.raises(ValueError, match="`attention_mask` must have shape"):
         MultiHeadAttention(2, 3)(QUERY, VALUE, attention_mask=np.ones((2, 5, 3), bool))
+
+
+def test_causal_mask_in_a_compiled_model_of_unknown_length():
+    ids = keras.Input(shape=(None,), dtype="int32")  # length unknown until the data comes
+    x = keras.layers.Embedding(10, 6, mask_zero=True)(ids)
+    model = keras.Model(ids, MultiHeadAttention(2, 3)(x, x, use_causal_mask=True))
+    data = np.array([[1, 2, 3, 0], [4, 5, 0, 0]])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(data, np.zeros((2, 4, 6)), verbose=0)
+    eager = numpy_(model(data))
+    np.testing.assert_allclose(model.predict(data, verbose=0), eager, atol=1e-6)
+    # Position 0 sees only itself: changing later tokens leaves its output unchanged.
+    changed = numpy_(model(np.array([[1, 9, 9, 9], [4, 9, 9, 0]])))
+    np.testing.assert_allclose(changed[:, 0], eager[:, 0], atol=1e-6)
