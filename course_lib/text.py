@@ -3,7 +3,8 @@
 A small word-level vocabulary in plain Python, so that every step can be read and
 every run gives the same ids (no hashing, no backend, no file):
 
-1. `standardize`: Unicode NFC, lowercase (German umlauts and `ß` are kept as letters).
+1. `standardize`: Unicode NFC, typographic apostrophes (`’`) to `'`, lowercase
+   (German umlauts and `ß` are kept as letters).
 2. `tokenize`: numbers (`3,5`, `10:30`), words (letters and digits, with inner `-`
    or `'`, as in `e-mail`, `don't`) and single punctuation marks become tokens.
 3. `TextVectorizer.adapt`: count tokens; the vocabulary is the reserved tokens, then
@@ -55,10 +56,14 @@ def _check_sentences(sentences, name="sentences"):
     return sentences
 
 
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
+
+
 def standardize(sentence):
-    """Unicode NFC and lowercase: `"Ich Weiß"` -> `"ich weiß"`."""
+    """Unicode NFC, typographic apostrophes to `'`, lowercase: `"Ich Weiß"` ->
+    `"ich weiß"`, `"Don’t"` -> `"don't"`."""
     _check_sentence(sentence)
-    return unicodedata.normalize("NFC", sentence).lower()
+    return unicodedata.normalize("NFC", sentence).translate(_APOSTROPHES).lower()
 
 
 def tokenize(sentence):

@@ -42,11 +42,12 @@ def test_reserved_tokens_come_first(vectorizer):
         ("Die Straße ist GROSS.", ["die", "straße", "ist", "gross", "."]),
         ("Über Äpfel, Öl und Ärger!", ["über", "äpfel", ",", "öl", "und", "ärger", "!"]),
         ("Don't use e-mail?", ["don't", "use", "e-mail", "?"]),
+        ("I don\u2019t know.", ["i", "don't", "know", "."]),
         ("Es kostet 3,50 Euro um 10:30.", ["es", "kostet", "3,50", "euro", "um", "10:30", "."]),
         ("  spaces\tand\nnewlines ", ["spaces", "and", "newlines"]),
         ("", []),
     ],
-    ids=["eszett", "umlauts-comma", "apostrophe-hyphen", "numbers", "whitespace", "empty"],
+    ids=["eszett", "umlauts-comma", "apostrophe-hyphen", "typographic-apostrophe", "numbers", "whitespace", "empty"],
 )
 def test_tokenize(sentence, tokens):
     assert text.tokenize(sentence) == tokens
