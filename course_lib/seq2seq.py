@@ -18,7 +18,10 @@ Lesson 03 trains these pieces on a synthetic task and lesson 04 on real sentence
 * `greedy_decode`: generation one token at a time, for any model: a seq2seq model of
   this module (fast path: the encoder runs once and the decoder carries its state), or
   any function `next_token_logits(source, prefix)` (for example a Transformer).
-* `exact_match`: the fraction of generated sequences that are exactly right.
+* `exact_match`: which generated sequences are exactly right (`.mean()`: accuracy).
+* `attention_weights`: the teacher-forced attention weights of a model, for heatmaps.
+* `LengthBucketedBatches`: teacher-forcing batches of similar lengths for `model.fit`,
+  each trimmed to its longest sequence (a short batch costs a short RNN loop).
 
 Where attention sits. Bahdanau et al. (2015) compute the attention *before* each
 decoder step (the query is the previous decoder state) and feed the context into the
@@ -28,9 +31,13 @@ the whole target first, then every decoder output `h_t` attends over the encoder
 outputs, and the prediction is made from `tanh(W_c [h_t; c_t])`. Under teacher
 forcing this is fully parallel over target positions (fast on a CPU), and run one
 token at a time it gives exactly the same numbers, because the RNN never sees the
-context. The scoring function is a separate choice: `attention="additive"` uses
-Bahdanau's additive score `v^T tanh(W_q h_t + W_k s_j)`, `attention="luong"` the
-multiplicative one.
+context. The price: the RNN does not know where it attended at the previous step, so
+on long sources with repeated symbols it can skip or repeat a stretch (lesson 03 shows
+such errors at lengths 30-40); Bahdanau's placement, or Luong's "input feeding" (the
+previous context fed to the RNN), gives it that memory at the cost of a step loop.
+The scoring function is a separate choice: `attention="additive"` uses Bahdanau's
+additive score `v^T tanh(W_q h_t + W_k s_j + b)`, `attention="luong"` Luong's
+"general" score `h_t^T W s_j`.
 
 Token ids follow `course_lib.datasets`: PAD = 0, START = 1, END = 2.
 """
