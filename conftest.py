@@ -16,3 +16,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def pytest_collectstart(collector):
     if collector.fspath and collector.fspath.ext == ".ipynb":
         collector.skip_compare += ("stderr",)
+
+
+_notebook_seconds = {}
+
+
+def pytest_runtest_logreport(report):
+    """Add up the time of each notebook's cells (setup, call and teardown)."""
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _notebook_seconds[path] = _notebook_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how long each lesson took to execute, for the README's lesson map."""
+    if _notebook_seconds:
+        terminalreporter.section("notebook execution times")
+        for path, seconds in sorted(_notebook_seconds.items()):
+            terminalreporter.write_line(f"{path:<60} {seconds:6.0f} s")
