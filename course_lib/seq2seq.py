@@ -28,7 +28,8 @@ decoder step (the query is the previous decoder state) and feed the context into
 RNN, which needs a step loop even with teacher forcing. This module uses the global
 attention of Luong et al. (2015) without "input feeding": the decoder RNN runs over
 the whole target first, then every decoder output `h_t` attends over the encoder
-outputs, and the prediction is made from `tanh(W_c [h_t; c_t])`. Under teacher
+outputs, and the prediction is made from `tanh(W_c [h_t; c_t])` (or, with
+`combine_activation="linear"`, from `W_c [h_t; c_t]`). Under teacher
 forcing this is fully parallel over target positions (fast on a CPU), and run one
 token at a time it gives exactly the same numbers, because the RNN never sees the
 context. The price: the RNN does not know where it attended at the previous step, so
@@ -191,7 +192,8 @@ class AttentionDecoder(keras.layers.Layer):
        through the initial state, one vector of `units` numbers.
     4. With attention: `c_t, a_t = Attention(query=h_t, value=s_1 ... s_S)` over the
        encoder outputs `s_j` (padded source positions get weight exactly 0), then
-       `logits_t = W_o tanh(W_c [h_t; c_t])`.
+       `logits_t = W_o f(W_c [h_t; c_t])` with `f = combine_activation` (`tanh`
+       by default, as in Luong et al.).
 
     Step 4 is Luong et al.'s global attention without input feeding: the RNN never
     sees the context, so the teacher-forced run is parallel over `T` and equal to the
@@ -209,6 +211,12 @@ class AttentionDecoder(keras.layers.Layer):
         attention_units: width of the hidden layer of the additive score (its cost
             grows as `batch_size * T * S * attention_units`); only with
             `attention="additive"`. `None` means `units`. Defaults to `None`.
+        combine_activation: name of the Keras activation `f` of step 4 (only used
+            with attention; the decoder without attention has no combine layer).
+            `"linear"` makes `W_o W_c [h_t; c_t]` a product of two linear maps (the
+            same parameters, no saturation): the gradient reaches the attention and
+            the RNN undamped by `tanh'`, which can train much faster on a small
+            budget. Defaults to `"tanh"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -231,7 +239,17 @@ class AttentionDecoder(keras.layers.Layer):
         Keras losses and metrics ignore padded positions.
     """
 
-    def __init__(self, vocab_size, embedding_dim, units, attention=None, cell="gru", attention_units=None, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        embedding_dim,
+        units,
+        attention=None,
+        cell="gru",
+        attention_units=None,
+        combine_activation="tanh",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = _check_positive_int(vocab_size, "vocab_size")
         self.embedding_dim = _check_positive_int(embedding_dim, "embedding_dim")
@@ -247,6 +265,17 @@ class AttentionDecoder(keras.layers.Layer):
                     f"attention_units={attention_units!r} with attention={attention!r}"
                 )
         self.attention_units = attention_units
+        try:
+            keras.activations.get(combine_activation)
+            valid = isinstance(combine_activation, str)
+        except (ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                "`combine_activation` must be the name of a Keras activation, such as "
+                f"'tanh' or 'linear'. Received: combine_activation={combine_activation!r}"
+            )
+        self.combine_activation = combine_activation
         self.cell = _check_cell(cell)
         self.supports_masking = True
 
@@ -279,7 +308,9 @@ class AttentionDecoder(keras.layers.Layer):
             else:
                 self.attention_layer = layers.LuongAttention("general", name="attention", dtype=self.dtype_policy)
             self.attention_layer.build(hidden_shape, encoder_outputs_shape)
-            self.combine = keras.layers.Dense(self.units, activation="tanh", name="combine", dtype=self.dtype_policy)
+            self.combine = keras.layers.Dense(
+                self.units, activation=self.combine_activation, name="combine", dtype=self.dtype_policy
+            )
             self.combine.build((batch_size, length, self.units + encoder_outputs_shape[-1]))
         self.output_projection = keras.layers.Dense(self.vocab_size, name="output_projection", dtype=self.dtype_policy)
         self.output_projection.build(hidden_shape)
@@ -389,6 +420,7 @@ class AttentionDecoder(keras.layers.Layer):
             "attention": self.attention,
             "cell": self.cell,
             "attention_units": self.attention_units,
+            "combine_activation": self.combine_activation,
         }
 
 
@@ -401,6 +433,7 @@ def build_seq2seq(
     cell="gru",
     bidirectional=False,
     attention_units=None,
+    combine_activation="tanh",
     name="seq2seq",
 ):
     """A `keras.Model` `[source, target_in] -> logits`: `RNNEncoder` + `AttentionDecoder`.
@@ -418,6 +451,8 @@ def build_seq2seq(
         bidirectional: bidirectional encoder. Defaults to `False`.
         attention_units: hidden width of the additive score (see
             `AttentionDecoder`). Defaults to `None` (`units`).
+        combine_activation: activation of the decoder's combine layer with
+            attention (see `AttentionDecoder`). Defaults to `"tanh"`.
         name: the model's name. Defaults to `"seq2seq"`.
 
     Returns:
@@ -433,6 +468,7 @@ def build_seq2seq(
         attention=attention,
         cell=cell,
         attention_units=attention_units,
+        combine_activation=combine_activation,
         name="decoder",
     )
     source = keras.Input(shape=(None,), dtype="int32", name="source")

@@ -142,6 +142,39 @@ def test_decoder_layer_checks(attention, tmp_path):
     )
 
 
+@pytest.mark.parametrize("attention", ["additive", "luong"])
+def test_linear_combine_config_round_trip_and_step_by_step(attention, tmp_path):
+    decoder = AttentionDecoder(13, 4, 6, attention=attention, combine_activation="linear")
+    assert decoder.get_config()["combine_activation"] == "linear"
+    assert AttentionDecoder.from_config(decoder.get_config()).combine_activation == "linear"
+    encoder_outputs = np.random.default_rng(0).normal(size=(3, 5, 6)).astype("float32")
+    state = np.random.default_rng(1).normal(size=(3, 6)).astype("float32")
+    check_layer(
+        lambda: AttentionDecoder(13, 4, 6, attention=attention, combine_activation="linear"),
+        [TARGET_IN, encoder_outputs, state],
+        call_kwargs={"return_attention_scores": True},
+        tmp_path=tmp_path,
+    )
+    keras.utils.set_random_seed(0)
+    model = build_seq2seq(12, 13, 4, 6, attention=attention, combine_activation="linear")
+    decoder = model.get_layer("decoder")
+    assert decoder.combine.activation is keras.activations.linear
+    full = numpy(model([SOURCE, TARGET_IN]))
+    encoder_outputs, state = model.get_layer("encoder")(SOURCE)
+    step_logits = []
+    for t in range(TARGET_IN.shape[1]):
+        logits, state, _ = decoder.step(TARGET_IN[:, t], state, encoder_outputs, SOURCE != PAD)
+        step_logits.append(numpy(logits))
+    real = TARGET_IN != PAD
+    np.testing.assert_allclose(np.stack(step_logits, 1)[real], full[real], atol=1e-5)
+
+
+def test_default_combine_is_tanh():
+    model = build_seq2seq(12, 13, 4, 6, attention="luong")
+    assert model.get_layer("decoder").combine_activation == "tanh"
+    assert model.get_layer("decoder").combine.activation is keras.activations.tanh
+
+
 @pytest.mark.parametrize("attention, cell", [(None, "lstm"), ("additive", "gru")])
 def test_whole_model_keras_save_and_load(attention, cell, tmp_path):
     model = small_model(attention, cell, bidirectional=True)
@@ -182,8 +215,10 @@ def test_loss_ignores_padded_target_positions():
         (lambda: AttentionDecoder(12, 4, 6, attention="luong", attention_units=8), "attention_units=8"),
         (lambda: AttentionDecoder(12, 4, 6, attention="additive", attention_units=0), "attention_units=0"),
         (lambda: build_seq2seq(12, 12, 4, 6, cell="lstmm"), "cell='lstmm'"),
+        (lambda: AttentionDecoder(12, 4, 6, attention="luong", combine_activation="tanhh"), "combine_activation='tanhh'"),
+        (lambda: build_seq2seq(12, 12, 4, 6, attention="additive", combine_activation=None), "combine_activation=None"),
     ],
-    ids=["vocab_size", "embedding_dim", "cell", "odd-units-bidirectional", "bidirectional", "units", "attention", "attention_units-luong", "attention_units", "builder-cell"],
+    ids=["vocab_size", "embedding_dim", "cell", "odd-units-bidirectional", "bidirectional", "units", "attention", "attention_units-luong", "attention_units", "builder-cell", "combine_activation", "builder-combine_activation"],
 )
 def test_bad_constructor_arguments_are_named(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
