@@ -234,6 +234,21 @@ def masked_softmax(scores, mask=None, axis=-1):
     return ops.where(mask, weights, ops.zeros_like(weights))
 
 
+def attention_output_spec(layer, query, value, key=None, return_attention_scores=False):
+    """The symbolic output of a single-head attention layer (for `compute_output_spec`).
+
+    `output` has the shape `layer.compute_output_shape` gives; with
+    `return_attention_scores`, also the weights of shape `(batch_size, Tq, Tv)`.
+    """
+    key_shape = None if key is None else key.shape
+    output_shape = layer.compute_output_shape(query.shape, value.shape, key_shape)
+    output = keras.KerasTensor(output_shape, dtype=layer.compute_dtype)
+    if return_attention_scores:
+        weights_shape = (*query.shape[:-1], value.shape[1])  # (batch_size, Tq, Tv)
+        return output, keras.KerasTensor(weights_shape, dtype=layer.compute_dtype)
+    return output
+
+
 def _large_negative(dtype):
     """A large negative number that `exp` maps to 0 without overflow in `dtype`."""
     return -1e9 if str(dtype) in ("float32", "float64") else -3e4
@@ -378,13 +393,7 @@ class ScaledDotProductAttention(keras.layers.Layer):
         return_attention_scores=False,
         training=None,
     ):
-        key_shape = None if key is None else key.shape
-        output_shape = self.compute_output_shape(query.shape, value.shape, key_shape)
-        output = keras.KerasTensor(output_shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            weights_shape = tuple(query.shape[:-1]) + (value.shape[1],)
-            return output, keras.KerasTensor(weights_shape, dtype=self.compute_dtype)
-        return output
+        return attention_output_spec(self, query, value, key, return_attention_scores)
 
     def get_config(self):
         return {**super().get_config(), "dropout": self.dropout}

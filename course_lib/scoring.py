@@ -18,7 +18,7 @@ import numbers
 import keras
 from keras import ops
 
-from course_lib.attention import masked_softmax
+from course_lib.attention import attention_output_spec, masked_softmax
 
 LUONG_SCORES = ("dot", "general", "concat")
 
@@ -167,13 +167,7 @@ class _ScoredAttention(keras.layers.Layer):
         return_attention_scores=False,
         training=None,
     ):
-        key_shape = None if key is None else key.shape
-        output_shape = self.compute_output_shape(query.shape, value.shape, key_shape)
-        output = keras.KerasTensor(output_shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            weights_shape = (*query.shape[:-1], value.shape[1])  # (batch_size, Tq, Tv)
-            return output, keras.KerasTensor(weights_shape, dtype=self.compute_dtype)
-        return output
+        return attention_output_spec(self, query, value, key, return_attention_scores)
 
     def get_config(self):
         return {**super().get_config(), "dropout": self.dropout, "seed": self.seed}
