@@ -30,35 +30,36 @@ def _stable_softmax(x, axis=-1):
 
 _MATRIX = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 1000.0]])
 
+
+def _softmax_case(description, scores, **kwargs):
+    scores = np.array(scores, dtype=float)
+    return Case(description, softmax(scores, **kwargs), args=(scores,), kwargs=kwargs)
+
+
+def _shifted_by_global_max(x, axis=-1):
+    exps = np.exp(x - np.max(x))
+    return exps / exps.sum(axis=axis, keepdims=True)
+
+
+def _naive_softmax(x, axis=-1):
+    return np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True)
+
+
+def _other_axis(axis, ndim):
+    return 0 if axis % ndim == ndim - 1 else -1
+
+
 _SOFTMAX_CASES = (
-    Case("small scores [1, 2, 3]", softmax([1.0, 2.0, 3.0]), args=([1.0, 2.0, 3.0],)),
-    Case("equal scores [5, 5, 5, 5] give equal weights", np.full(4, 0.25), args=([5.0, 5.0, 5.0, 5.0],)),
-    Case(
-        "large scores [1000, 1001, 1002]: a naive exp overflows to inf",
-        softmax([1000.0, 1001.0, 1002.0]),
-        args=([1000.0, 1001.0, 1002.0],),
-    ),
-    Case(
+    _softmax_case("small scores [1, 2, 3]", [1.0, 2.0, 3.0]),
+    _softmax_case("equal scores [5, 5, 5, 5]", [5.0, 5.0, 5.0, 5.0]),
+    _softmax_case("large scores [1000, 1001, 1002]: a naive exp overflows to inf", [1000.0, 1001.0, 1002.0]),
+    _softmax_case(
         "very negative scores [-1000, -1001, -1002]: a naive exp underflows to 0/0",
-        softmax([-1000.0, -1001.0, -1002.0]),
-        args=([-1000.0, -1001.0, -1002.0],),
+        [-1000.0, -1001.0, -1002.0],
     ),
-    Case(
-        "scores 1e4 apart [0, 1e4]: all the weight on the largest",
-        np.array([0.0, 1.0]),
-        args=([0.0, 1e4],),
-    ),
-    Case(
-        "2-D input (2, 3), default axis=-1: each row sums to 1",
-        softmax(_MATRIX, axis=-1),
-        args=(_MATRIX,),
-    ),
-    Case(
-        "2-D input (2, 3) with axis=0: each column sums to 1",
-        softmax(_MATRIX, axis=0),
-        args=(_MATRIX,),
-        kwargs={"axis": 0},
-    ),
+    _softmax_case("scores 1e4 apart [0, 1e4]", [0.0, 1e4]),
+    _softmax_case("2-D input (2, 3), default axis=-1: each row sums to 1", _MATRIX),
+    _softmax_case("2-D input (2, 3) with axis=0: each column sums to 1", _MATRIX, axis=0),
 )
 
 register(
@@ -74,6 +75,35 @@ register(
         hint=(
             "Subtract the maximum along `axis` (with `keepdims=True`) before `np.exp`: "
             "the result is unchanged, but every exponent is <= 0 and the largest term is 1."
+        ),
+        mistakes=(
+            (
+                "not numerically stable: np.exp overflows to inf for large scores (and every "
+                "term underflows to 0, giving 0/0, for very negative ones); subtract the "
+                "maximum along `axis` before np.exp",
+                _naive_softmax,
+            ),
+            (
+                "shifted by the maximum of the whole array: a row far below it underflows "
+                "to 0/0; take the maximum along `axis`, with keepdims=True",
+                _shifted_by_global_max,
+            ),
+            (
+                "softmax along the wrong axis: the slices along `axis` must sum to 1",
+                lambda x, axis=-1: softmax(x, axis=_other_axis(axis, x.ndim)),
+            ),
+            (
+                "normalised over the whole array: sum along `axis` only (keepdims=True)",
+                lambda x, axis=-1: np.exp(x - x.max()) / np.exp(x - x.max()).sum(),
+            ),
+        ),
+        diagnose=(
+            lambda received, case: (
+                "not numerically stable: np.exp overflows (or underflows to 0/0) for "
+                "scores this far from 0; shift by the maximum along `axis` first"
+                if not np.isfinite(received).all() and np.abs(case.args[0]).max() > 700
+                else None
+            ),
         ),
     )
 )
@@ -96,20 +126,35 @@ register(
             "With plain dot-product scores (`scale=1.0`), what are the attention weights "
             "of the query [0, 0.5, 0] over the classic keys [[1, 2, 3], [4, 5, 6], "
             "[7, 8, 9]]? Give an array of 3 weights; compute the scores and the softmax "
-            "yourself, without `three_step_attention`."
+            "yourself, without `three_step_attention`; two or three decimals are enough."
         ),
         cases=(
             Case(
-                "weights of the query [0, 0.5, 0] over the classic keys, scale=1.0 "
-                "(they must sum to 1)",
+                "weights of the query [0, 0.5, 0] over the classic keys, scale=1.0",
                 three_step_attention([0.0, 0.5, 0.0], KEYS, VALUES, scale=1.0)[1],
             ),
         ),
         solution=_weights_of_query,
         hint="The scores are the dot products [1, 2.5, 4]; now apply the softmax.",
         answer_is_function=False,
-        rtol=1e-3,
-        atol=1e-4,
+        rtol=0.0,
+        atol=5e-3,  # an answer rounded by hand to two decimals passes
+        mistakes=(
+            ("these are the scores: the weights are their softmax", KEYS @ [0.0, 0.5, 0.0]),
+            (
+                "scale=1.0 here: the scores are not divided by sqrt(3)",
+                softmax(KEYS @ [0.0, 0.5, 0.0] / np.sqrt(3.0)),
+            ),
+            (
+                "that is the output (the weighted average of the values), not the weights",
+                three_step_attention([0.0, 0.5, 0.0], KEYS, VALUES, scale=1.0)[0],
+            ),
+            ("equal weights would need equal scores, and these scores differ", np.full(3, 1 / 3)),
+            (
+                "those are the weights of the classic query [1, 0, 1]; this query is different",
+                softmax(KEYS @ [1.0, 0.0, 1.0]),
+            ),
+        ),
     )
 )
 
@@ -127,8 +172,20 @@ def _batched_attention(queries, keys, values, scale):
 
 
 def _attention_case(description, queries, keys, values, scale):
-    expected = three_step_attention(np.asarray(queries, float), keys, values, scale=scale)
+    queries = np.array(queries, dtype=float)
+    expected = three_step_attention(queries, keys, values, scale=scale)
     return Case(description, expected, args=(queries, keys, values, scale))
+
+
+def _softmax_over_queries(queries, keys, values, scale):
+    weights = softmax(queries @ keys.T * scale, axis=0)  # (T, S), columns sum to 1
+    return weights @ values, weights
+
+
+def _naive_attention(queries, keys, values, scale):
+    weights = np.exp(queries @ keys.T * scale)
+    weights = weights / weights.sum(axis=-1, keepdims=True)
+    return weights @ values, weights
 
 
 _RNG = np.random.default_rng(1)
@@ -168,6 +225,34 @@ register(
             "`queries @ keys.T` gives all (T, S) scores at once; take the softmax of each "
             "row (axis=-1, shift by the row's maximum), then `weights @ values`."
         ),
+        parts=("output", "weights"),
+        mistakes=(
+            (
+                "forgot the scale: the scores are multiplied by `scale`",
+                lambda q, k, v, scale: three_step_attention(q, k, v, scale=1.0),
+            ),
+            (
+                "divided the scores by `scale`: they are multiplied by it",
+                lambda q, k, v, scale: three_step_attention(q, k, v, scale=1 / scale),
+            ),
+            (
+                "used 1/sqrt(d) instead of the `scale` argument",
+                lambda q, k, v, scale: three_step_attention(q, k, v, scale=None),
+            ),
+            (
+                "softmax along the wrong axis: each row of weights (one query) must sum to 1 over the keys",
+                _softmax_over_queries,
+            ),
+            (
+                "not numerically stable: np.exp overflows to inf for scores this large; "
+                "subtract each row's maximum score before np.exp",
+                _naive_attention,
+            ),
+            (
+                "output and weights are swapped: return (output, weights)",
+                lambda q, k, v, scale: three_step_attention(q, k, v, scale=scale)[::-1],
+            ),
+        ),
     )
 )
 
@@ -202,5 +287,18 @@ register(
             "(all three are negative; the largest is the closest to 0)."
         ),
         answer_is_function=False,
+        mistakes=(
+            (
+                "key 2 has the largest entries, but the query's -2 falls on its largest "
+                "entry: compute the three dot products q.k_j",
+                2,
+            ),
+            ("key 1's score is not the largest: compute the three dot products q.k_j", 1),
+        ),
+        diagnose=(
+            lambda received, case: (
+                None if received in (0, 1, 2) else "that is not the index of one of the three keys"
+            ),
+        ),
     )
 )

@@ -29,7 +29,8 @@ def _general_scores(query, keys, kernel):
 
 
 def _general_case(description, query, keys, kernel):
-    expected = np.einsum("i,ij,sj->s", np.asarray(query, float), np.asarray(kernel, float), np.asarray(keys, float))
+    query, keys, kernel = (np.array(a, dtype=float) for a in (query, keys, kernel))
+    expected = np.einsum("i,ij,sj->s", query, kernel, keys)
     return Case(description, expected, args=(query, keys, kernel))
 
 
@@ -46,7 +47,7 @@ register(
         ),
         cases=(
             _general_case(
-                "W = identity on the classic example: the general score is the dot score [4, 10, 16]",
+                "W = identity on the classic example: the general score becomes the dot score",
                 QUERY, KEYS, np.eye(3),
             ),
             _general_case(
@@ -70,6 +71,17 @@ register(
         hint=(
             "`query @ W` has shape (d_k,): it is the query moved into the key space. "
             "Its dot product with every key is one matrix-vector product with `keys`."
+        ),
+        mistakes=(
+            (
+                "computed key^T W query, which is W transposed: W multiplies the query from "
+                "the left, `query @ W`",
+                lambda query, keys, kernel: keys @ (kernel @ query),
+            ),
+            (
+                "W is not used: the general score is query^T W key, not query . key",
+                lambda query, keys, kernel: keys @ query,
+            ),
         ),
     )
 )
@@ -109,6 +121,29 @@ register(
             "List the weights and their shapes: W_q (query_dim, units), W_k (key_dim, "
             "units), v (units,), and b (units,) only when use_bias is True."
         ),
+        mistakes=(
+            (
+                "one vector of `units` entries is missing: the vector v, or the bias b "
+                "that use_bias=True adds",
+                lambda q, k, units, use_bias=True: (q + k + 1) * units if use_bias else -1,
+            ),
+            (
+                "forgot the vector v (units,) that turns tanh(...) into one score",
+                lambda q, k, units, use_bias=True: (q + k) * units + (units if use_bias else 0),
+            ),
+            (
+                "counted the bias b although use_bias=False",
+                lambda q, k, units, use_bias=True: (q + k + 2) * units,
+            ),
+            (
+                "forgot a kernel: the queries (W_q) and the keys (W_k) have one each",
+                lambda q, k, units, use_bias=True: (max(q, k) + 1) * units + (units if use_bias else 0),
+            ),
+            (
+                "one bias b of `units` in all, not one per kernel",
+                lambda q, k, units, use_bias=True: (q + k + 1) * units + (2 * units if use_bias else 0),
+            ),
+        ),
     )
 )
 
@@ -126,9 +161,21 @@ def _nadaraya_watson_weights(x_query, x_train, bandwidth):
 
 
 def _nw_case(description, x_query, x_train, bandwidth):
-    distances = np.subtract.outer(np.asarray(x_query, float), np.asarray(x_train, float))
-    expected = softmax(-(distances**2) / (2 * bandwidth**2), axis=-1)
+    x_query, x_train = np.array(x_query, dtype=float), np.array(x_train, dtype=float)
+    expected = softmax(-(np.subtract.outer(x_query, x_train) ** 2) / (2 * bandwidth**2), axis=-1)
     return Case(description, expected, args=(x_query, x_train, bandwidth))
+
+
+def _nw_mistake(scores_of_distance, axis=-1, stable=True):
+    """A wrong Nadaraya-Watson: other scores of the distance, another axis, or a naive exp."""
+
+    def weights(x_query, x_train, bandwidth):
+        scores = scores_of_distance(np.subtract.outer(x_query, x_train), bandwidth)  # (T, N)
+        if stable:
+            return softmax(scores, axis=axis)
+        return np.exp(scores) / np.exp(scores).sum(axis=axis, keepdims=True)
+
+    return weights
 
 
 register(
@@ -142,12 +189,12 @@ register(
             "K(x_i - x_j)`. Each row sums to 1, even for a query far from every training point."
         ),
         cases=(
-            _nw_case("one query 0.5 between training points [0, 1], bandwidth 1: equal weights", [0.5], [0.0, 1.0], 1.0),
+            _nw_case("one query 0.5 halfway between training points [0, 1], bandwidth 1", [0.5], [0.0, 1.0], 1.0),
             _nw_case("queries [0, 1, 2] and training points [0, 1, 2, 3], bandwidth 0.5", [0.0, 1.0, 2.0], [0.0, 1.0, 2.0, 3.0], 0.5),
-            _nw_case("a wide bandwidth 100: nearly uniform weights", [0.0, 4.0], [0.0, 1.0, 2.0, 3.0], 100.0),
+            _nw_case("a wide bandwidth 100", [0.0, 4.0], [0.0, 1.0, 2.0, 3.0], 100.0),
             _nw_case(
                 "query 10 far from training points [0, 1] with bandwidth 0.1: a naive "
-                "exp underflows to 0/0, the nearest point must get all the weight",
+                "exp underflows to 0/0",
                 [10.0], [0.0, 1.0], 0.1,
             ),
         ),
@@ -157,6 +204,30 @@ register(
             "`-(x_query - x_train)^2 / (2 h^2)`: build the (T, N) matrix of differences "
             "with broadcasting (`x_query[:, None] - x_train[None, :]`), then shift each "
             "row by its maximum before `np.exp`."
+        ),
+        mistakes=(
+            (
+                "the Gaussian kernel divides by 2 h^2, not by h^2",
+                _nw_mistake(lambda u, h: -(u**2) / h**2),
+            ),
+            ("divide by 2 h^2: the bandwidth is squared", _nw_mistake(lambda u, h: -(u**2) / (2 * h))),
+            (
+                "the kernel squares the distance, (x_i - x_j)^2",
+                _nw_mistake(lambda u, h: -np.abs(u) / (2 * h**2)),
+            ),
+            (
+                "the exponent must be negative: nearer training points get larger weights",
+                _nw_mistake(lambda u, h: u**2 / (2 * h**2)),
+            ),
+            (
+                "normalised over the queries: each row (one query) must sum to 1 over the training points",
+                _nw_mistake(lambda u, h: -(u**2) / (2 * h**2), axis=0),
+            ),
+            (
+                "not numerically stable: every exp underflows to 0 for a query this far, "
+                "giving 0/0; shift each row by its maximum score before np.exp",
+                _nw_mistake(lambda u, h: -(u**2) / (2 * h**2), stable=False),
+            ),
         ),
     )
 )
@@ -170,6 +241,22 @@ def _bandwidth_limits():
     # h -> 0: all the weight goes to the nearest training point, x = 2: y = 4.
     # h -> infinity: every weight is 1/4: the mean of y_train, 14 / 4 = 3.5.
     return (4.0, 3.5)
+
+
+def _limits_diagnosis(received, case):
+    tiny, huge = received
+    expected_tiny, expected_huge = case.expected
+    if np.isclose(tiny, expected_huge, atol=1e-3) and np.isclose(huge, expected_tiny, atol=1e-3):
+        return "check the order of the pair: the tiny-bandwidth prediction comes first"
+    if np.isclose(tiny, 2.0) or np.isclose(huge, 1.5):
+        return "the prediction averages the targets y, not the training points x"
+    if np.isclose(tiny, 2.2**2) or np.isclose(huge, 2.2**2):
+        return "2.2**2 is the function the targets come from; the prediction can only average the targets y"
+    if np.isclose(huge, 14.0):
+        return "the huge-bandwidth prediction is a sum of the targets, not an average: the weights sum to 1"
+    if not np.isclose(tiny, expected_tiny, atol=1e-3) and any(np.isclose(tiny, [0.0, 1.0, 9.0])):
+        return "a tiny bandwidth gives all the weight to the training point nearest to x = 2.2"
+    return None
 
 
 register(
@@ -200,6 +287,8 @@ register(
         ),
         answer_is_function=False,
         rtol=1e-4,
-        atol=1e-4,
+        atol=1e-3,
+        parts=("the tiny-bandwidth prediction", "the huge-bandwidth prediction"),
+        diagnose=(_limits_diagnosis,),
     )
 )

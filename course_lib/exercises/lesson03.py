@@ -42,6 +42,14 @@ register(
             "Output 0 is the last source token, at position length - 1; each next output "
             "moves one position to the left. The bright cells lie on the anti-diagonal."
         ),
+        mistakes=(
+            ("that copies the source in order; the target is the source backwards", lambda i, length: i),
+            (
+                "off by one: positions count from 0, so the last source position is length - 1",
+                lambda i, length: length - i,
+            ),
+            ("off by one: output i is the source token counted i from the end", lambda i, length: length - 2 - i),
+        ),
     )
 )
 
@@ -76,6 +84,29 @@ register(
         hint=(
             "A GRU has 3 gates. Each gate has a kernel for the input, a kernel for the "
             "previous state, and (with reset_after=True) two bias vectors of `units`."
+        ),
+        mistakes=(
+            (
+                "one bias per gate: with reset_after=True Keras keeps two, one for the input "
+                "and one for the recurrent state",
+                lambda input_dim, units: 3 * (input_dim * units + units * units + units),
+            ),
+            (
+                "that is an LSTM's count (4 gates); a GRU has 3 gates",
+                lambda input_dim, units: 4 * (input_dim * units + units * units + units),
+            ),
+            (
+                "forgot the recurrent kernel (units, units) of each gate",
+                lambda input_dim, units: 3 * (input_dim * units + 2 * units),
+            ),
+            (
+                "forgot the biases",
+                lambda input_dim, units: 3 * (input_dim * units + units * units),
+            ),
+            (
+                "a GRU has 3 gates, each with its own kernels and biases",
+                lambda input_dim, units: input_dim * units + units * units + 2 * units,
+            ),
         ),
     )
 )
@@ -113,11 +144,42 @@ register(
             "token too many before END; one differs only after END."
         ),
         answer_is_function=False,
+        mistakes=(
+            (
+                "a row that differs only after its END counts as right: what follows END is ignored",
+                0.25,
+            ),
+            (
+                "one of the rows you counted as right differs before its END: compare token by "
+                "token, up to and including END",
+                0.75,
+            ),
+            ("that is a number of rows: give the fraction of the four that are right", 2),
+        ),
+        diagnose=(
+            lambda received, case: (
+                "an accuracy is a fraction between 0 and 1, not a percentage" if received > 1 else None
+            ),
+        ),
     )
 )
 
 
 # 03.4 ------------------------------------------------------------------------------
+
+
+def _numbers_diagnosis(received, case):
+    without, with_ = received
+    units, length = 64, 40
+    if without == 1 or with_ in (1 + length, length, 1):
+        return "count numbers, not vectors: each vector holds `units` numbers"
+    if without in (length * units, units + length * units):
+        return "(a) without attention, the decoder reads only the encoder's final state: one vector of `units`"
+    if with_ == length * units:
+        return "(b) leaves out the decoder's initial state (the encoder's final state): the question counts it"
+    if with_ == units:
+        return "(b) with attention, the decoder also reads every encoder output"
+    return None
 
 
 def _numbers_read():
@@ -141,5 +203,7 @@ register(
         solution=_numbers_read,
         hint="Without attention: one vector of `units`. With attention: add one vector of `units` per source token.",
         answer_is_function=False,
+        parts=("(a) without attention", "(b) with attention"),
+        diagnose=(_numbers_diagnosis,),
     )
 )

@@ -31,6 +31,11 @@ def _pair_case(description, token_ids, length):
     return Case(description, _teacher_forcing_pair(token_ids, length), args=(token_ids, length))
 
 
+def _left_padded_pair(token_ids, length):
+    pad = [PAD] * (length - len(token_ids) - 1)
+    return np.array(pad + [START] + list(token_ids)), np.array(pad + list(token_ids) + [END])
+
+
 register(
     Exercise(
         key="04.1",
@@ -44,15 +49,24 @@ register(
         ),
         cases=(
             _pair_case("three words [7, 8, 9], length 4: no padding", [7, 8, 9], 4),
-            _pair_case("three words [7, 8, 9], length 6: two PAD at the end of both", [7, 8, 9], 6),
+            _pair_case("three words [7, 8, 9], length 6: padding needed", [7, 8, 9], 6),
             _pair_case("one word [42], length 3", [42], 3),
-            _pair_case("an empty sentence [], length 2: [START, PAD] and [END, PAD]", [], 2),
+            _pair_case("an empty sentence [], length 2", [], 2),
             _pair_case("a repeated word [5, 5, 5, 5], length 5", [5, 5, 5, 5], 5),
         ),
         solution=_teacher_forcing_pair,
         hint=(
             "`target_in[t + 1] == target_out[t]`: the decoder reads the previous true word "
             "and predicts the next one. Build two lists, then pad both to `length`."
+        ),
+        parts=("target_in", "target_out"),
+        mistakes=(
+            (
+                "target_in and target_out are swapped: target_in is what the decoder reads, "
+                "starting with START",
+                lambda token_ids, length: _teacher_forcing_pair(token_ids, length)[::-1],
+            ),
+            ("pad on the right: the PAD ids come after the words", _left_padded_pair),
         ),
     )
 )
@@ -77,6 +91,21 @@ def _clipped_precision(hypothesis, reference, n):
 _CAT = "the cat is on the mat".split()
 
 
+def _ngram_counts(tokens, n):
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _precision_mistake(credit, denominator="hypothesis"):
+    """A wrong clipped precision: `credit(hyp_counts, ref_counts)` over some total."""
+
+    def precision(hypothesis, reference, n):
+        hyp, ref = _ngram_counts(hypothesis, n), _ngram_counts(reference, n)
+        total = sum((hyp if denominator == "hypothesis" else ref).values())
+        return credit(hyp, ref) / total if total else 0.0
+
+    return precision
+
+
 def _precision_case(description, hypothesis, reference, n):
     return Case(
         description, _clipped_precision(hypothesis, reference, n), args=(hypothesis, reference, n)
@@ -93,9 +122,9 @@ register(
             "hypothesis n-grams, or 0.0 when the hypothesis has no n-gram."
         ),
         cases=(
-            _precision_case("identical sentences, n=1: precision 1", _CAT, _CAT, 1),
+            _precision_case("identical sentences, n=1", _CAT, _CAT, 1),
             _precision_case(
-                "'the' x 7 against 'the cat is on the mat', n=1: 'the' is clipped to 2, so 2/7",
+                "'the' x 7 against 'the cat is on the mat', n=1: 'the' is clipped",
                 ["the"] * 7, _CAT, 1,
             ),
             _precision_case(
@@ -110,12 +139,30 @@ register(
                 "German with umlauts, n=1: 'ich bin sehr müde' against 'ich bin müde'",
                 "ich bin sehr müde".split(), "ich bin müde".split(), 1,
             ),
-            _precision_case("a 2-token hypothesis has no 3-gram: 0.0", ["ich", "bin"], _CAT, 3),
+            _precision_case("a 2-token hypothesis has no 3-gram", ["ich", "bin"], _CAT, 3),
         ),
         solution=_clipped_precision,
         hint=(
             "`collections.Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))` "
             "counts n-grams; credit `min(hypothesis count, reference count)` for each."
+        ),
+        mistakes=(
+            (
+                "no clipping: an n-gram is credited at most as many times as it occurs in the reference",
+                _precision_mistake(lambda hyp, ref: sum(c for gram, c in hyp.items() if gram in ref)),
+            ),
+            (
+                "counted each distinct n-gram once: credit min(hypothesis count, reference count)",
+                _precision_mistake(lambda hyp, ref: len(set(hyp) & set(ref))),
+            ),
+            (
+                "divide by the number of hypothesis n-grams, not the reference's",
+                _precision_mistake(lambda hyp, ref: sum((hyp & ref).values()), denominator="reference"),
+            ),
+            (
+                "used single words whatever `n`: count the n-grams of n consecutive tokens",
+                lambda hypothesis, reference, n: _clipped_precision(hypothesis, reference, 1),
+            ),
         ),
     )
 )
@@ -167,6 +214,18 @@ register(
             "queries (`[:, None, :]`) and repeat it `target_length` times "
             "(`np.broadcast_to` or `np.repeat`)."
         ),
+        mistakes=(
+            (
+                "inverted: Keras's mask is True where attention is allowed, on the real tokens",
+                lambda source_ids, target_length: ~_attention_padding_mask(source_ids, target_length),
+            ),
+            (
+                "only PAD (id 0) is padding: every other id, OOV included, is a real token",
+                lambda source_ids, target_length: _attention_padding_mask(
+                    np.where(source_ids < 4, PAD, source_ids), target_length
+                ),
+            ),
+        ),
     )
 )
 
@@ -198,7 +257,14 @@ register(
         solution=_brevity_penalty,
         hint="r / c = 12 / 9 = 1.333..., so the penalty is exp(-0.333...).",
         answer_is_function=False,
-        rtol=1e-3,
-        atol=1e-4,
+        rtol=0.0,
+        atol=5e-3,  # an answer rounded by hand to two or three digits passes
+        mistakes=(
+            ("a penalty is never above 1: the ratio is r / c, reference over hypothesis", math.exp(1 - 9 / 12)),
+            ("the hypothesis is shorter than the reference, so there is a penalty", 1.0),
+            ("c / r is not the penalty: take exp(1 - r / c)", 9 / 12),
+            ("the exponent is 1 - r / c", math.exp(-12 / 9)),
+            ("forgot the exponential: the penalty is exp(1 - r / c)", 1 - 12 / 9),
+        ),
     )
 )

@@ -24,8 +24,9 @@ def _causal_mask_solution(query_length, key_length):
     return ops.convert_to_numpy(causal_mask(query_length, key_length))
 
 
-def _lower_triangle(t, s):
-    return np.array([[j <= i for j in range(s)] for i in range(t)], dtype=bool).reshape(t, s)
+def _lower_triangle(t, s, k=0):
+    """True where key j <= query i + k."""
+    return np.array([[j <= i + k for j in range(s)] for i in range(t)], dtype=bool).reshape(t, s)
 
 
 register(
@@ -51,6 +52,23 @@ register(
             "Compare row and column indices: `np.arange(T)[:, None] >= np.arange(S)[None, :]`, "
             "or `np.tril(np.ones((T, S), bool))`."
         ),
+        mistakes=(
+            (
+                "inverted: that is the True = blocked convention (PyTorch's nn.MultiheadAttention); "
+                "in Keras's, True means the query may attend to the key",
+                lambda t, s: ~_lower_triangle(t, s),
+            ),
+            ("each query may attend to itself: include the diagonal (j <= i)", lambda t, s: _lower_triangle(t, s, -1)),
+            (
+                "query i must see the earlier keys j <= i, not the later ones",
+                lambda t, s: ~_lower_triangle(t, s, -1),
+            ),
+            (
+                "for different lengths Keras's causal mask starts at the top left: query i sees keys 0..i",
+                lambda t, s: _lower_triangle(t, s, s - t),
+            ),
+            ("nothing is masked: query i must not see the keys j > i", lambda t, s: np.ones((t, s), bool)),
+        ),
     )
 )
 
@@ -72,12 +90,19 @@ def _decoder_mask_solution(token_ids, pad_id=0):
     return ops.convert_to_numpy(mask)
 
 
-def _decoder_mask_numpy(token_ids, pad_id=0):
+def _decoder_mask_numpy(token_ids, pad_id=0, queries=True, keys=True, causal=True):
+    """The decoder mask; the flags leave a part out, as typical mistakes do."""
     token_ids = np.asarray(token_ids)
     real = token_ids != pad_id  # (batch, T)
     t = token_ids.shape[1]
-    causal = np.tril(np.ones((t, t), bool))
-    return real[:, :, None] & real[:, None, :] & causal[None]
+    mask = np.ones((len(token_ids), t, t), bool)
+    if queries:
+        mask &= real[:, :, None]  # (batch, T, 1)
+    if keys:
+        mask &= real[:, None, :]  # (batch, 1, T)
+    if causal:
+        mask &= np.tril(np.ones((t, t), bool))[None]  # (1, T, T)
+    return mask
 
 
 _IDS = (
@@ -85,6 +110,7 @@ _IDS = (
     ("two sequences, the second padded with 0", np.array([[5, 1, 3, 2], [8, 6, 0, 0]]), 0),
     ("a sequence that is all padding attends to nothing", np.array([[3, 9, 0], [0, 0, 0]]), 0),
     ("padding id 9 instead of 0 (pad_id=9)", np.array([[1, 0, 9, 9]]), 9),
+    ("padding on the left: a real token must not attend to the padding before it", np.array([[0, 0, 5, 6]]), 0),
 )
 
 register(
@@ -105,6 +131,29 @@ register(
             "Three masks, ANDed with broadcasting: the padding mask of the queries as "
             "(batch, T, 1), the padding mask of the keys as (batch, 1, T), and the causal "
             "mask as (1, T, T). `masks.compute_attention_mask` does exactly this."
+        ),
+        mistakes=(
+            (
+                "padding is not masked: padded tokens must neither attend nor be attended to",
+                lambda ids, pad_id=0: _decoder_mask_numpy(ids, pad_id, queries=False, keys=False),
+            ),
+            (
+                "a padded query attends to nothing: its whole row must be False",
+                lambda ids, pad_id=0: _decoder_mask_numpy(ids, pad_id, queries=False),
+            ),
+            (
+                "no query may attend to a padded key: mask the columns of the padding too",
+                lambda ids, pad_id=0: _decoder_mask_numpy(ids, pad_id, keys=False),
+            ),
+            (
+                "forgot the causal part: token i must not see the tokens j > i",
+                lambda ids, pad_id=0: _decoder_mask_numpy(ids, pad_id, causal=False),
+            ),
+            ("use the `pad_id` argument, not 0", lambda ids, pad_id=0: _decoder_mask_numpy(ids, 0)),
+            (
+                "inverted: Keras's mask is True where attention is allowed",
+                lambda ids, pad_id=0: ~_decoder_mask_numpy(ids, pad_id),
+            ),
         ),
     )
 )
@@ -131,8 +180,7 @@ register(
         cases=(
             Case("d_k=64, std=1", 64.0, args=(64,)),
             Case("d_k=64, std=1, scaled", 1.0, args=(64,), kwargs={"scaled": True}),
-            Case("d_k=16, std=2: the variance of each product is std**4", 256.0,
-                 args=(16,), kwargs={"std": 2.0}),
+            Case("d_k=16, std=2", 256.0, args=(16,), kwargs={"std": 2.0}),
             Case("d_k=16, std=2, scaled", 16.0, args=(16,), kwargs={"std": 2.0, "scaled": True}),
             Case("d_k=1, std=0.5", 0.0625, args=(1,), kwargs={"std": 0.5}),
         ),
@@ -141,6 +189,28 @@ register(
             "Var(q_i k_i) = E[q_i^2] E[k_i^2] when the means are 0 and q_i, k_i are "
             "independent; the variance of a sum of independent terms is the sum of their "
             "variances; dividing by sqrt(d_k) divides the variance by d_k."
+        ),
+        mistakes=(
+            (
+                "each product q_i k_i has variance E[q_i^2] E[k_i^2]: both factors bring std**2",
+                lambda d_k, std=1.0, scaled=False: d_k * std**2 / (d_k if scaled else 1),
+            ),
+            (
+                "dividing q.k by sqrt(d_k) divides its variance by d_k, not by sqrt(d_k)",
+                lambda d_k, std=1.0, scaled=False: d_k * std**4 / (np.sqrt(d_k) if scaled else 1),
+            ),
+            (
+                "`scaled=True` divides q.k by sqrt(d_k), which changes its variance",
+                lambda d_k, std=1.0, scaled=False: d_k * std**4,
+            ),
+            (
+                "the d_k products are independent: their variances add up",
+                lambda d_k, std=1.0, scaled=False: std**4 / (d_k if scaled else 1),
+            ),
+            (
+                "that is a standard deviation; give the variance",
+                lambda d_k, std=1.0, scaled=False: np.sqrt(_variance_solution(d_k, std, scaled)),
+            ),
         ),
     )
 )
@@ -158,13 +228,18 @@ def _causal_self_attention_solution(x):
     return output
 
 
-def _causal_self_attention_numpy(x):
+def _causal_self_attention_numpy(x, diagonal=0, inverted=False):
+    """Self-attention in which token i sees tokens j <= i + diagonal (the opposite if
+    `inverted`); a token that may see nothing gets a zero output, as in the course."""
     x = np.asarray(x, dtype=float)
     t, d = x.shape[1], x.shape[2]
-    scores = x @ np.swapaxes(x, 1, 2) / np.sqrt(d)  # (batch, T, T)
-    scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
-    weights = np.exp(scores - scores.max(-1, keepdims=True))
-    weights /= weights.sum(-1, keepdims=True)
+    allowed = np.tril(np.ones((t, t), bool), k=diagonal)
+    allowed = ~allowed if inverted else allowed
+    scores = np.where(allowed, x @ np.swapaxes(x, 1, 2) / np.sqrt(d), -np.inf)  # (batch, T, T)
+    top = scores.max(-1, keepdims=True)
+    weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
+    total = weights.sum(-1, keepdims=True)
+    weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
     return weights @ x  # (batch, T, d)
 
 
@@ -186,7 +261,7 @@ register(
             Case("one sequence of 4 tokens", _causal_self_attention_numpy(_X[0]), args=(_X[0],)),
             Case("two sequences of 5 tokens", _causal_self_attention_numpy(_X[1]), args=(_X[1],)),
             Case(
-                "two tokens: the first one sees only itself (output[0, 0] = x[0, 0])",
+                "two tokens: the first one sees only itself",
                 _causal_self_attention_numpy(_X[2]),
                 args=(_X[2],),
             ),
@@ -198,5 +273,23 @@ register(
             "allowed: the lower triangle, diagonal included."
         ),
         atol=1e-5,
+        mistakes=(
+            (
+                "the mask is still the True = blocked one: Keras's mask is True where the token may attend",
+                lambda x: _causal_self_attention_numpy(x, diagonal=0, inverted=True),
+            ),
+            (
+                "each token must see itself: allow the diagonal",
+                lambda x: _causal_self_attention_numpy(x, diagonal=-1),
+            ),
+            (
+                "token i sees the later tokens and not the earlier ones: allow j <= i",
+                lambda x: _causal_self_attention_numpy(x, diagonal=-1, inverted=True),
+            ),
+            (
+                "token i still sees later tokens: the causal mask is missing",
+                lambda x: _causal_self_attention_numpy(x, diagonal=x.shape[1]),
+            ),
+        ),
     )
 )

@@ -23,6 +23,18 @@ def _sinusoidal_value(pos, j, d, max_wavelength=10000):
     return math.sin(angle) if j % 2 == 0 else math.cos(angle)
 
 
+def _sinusoidal_mistake(exponent=lambda j, d: 2 * (j // 2) / d, swap=False, multiply=False, wavelength=None):
+    """A wrong sinusoidal value: another exponent, sine and cosine swapped, the position
+    multiplied instead of divided, or a fixed max_wavelength."""
+
+    def value(pos, j, d, max_wavelength=10000):
+        base = (wavelength or max_wavelength) ** exponent(j, d)
+        angle = pos * base if multiply else pos / base
+        return math.sin(angle) if (j % 2 == 0) != swap else math.cos(angle)
+
+    return value
+
+
 register(
     Exercise(
         key="07.1",
@@ -31,9 +43,9 @@ register(
             "the sinusoidal encoding of position `pos` for width `d` (a Python float)."
         ),
         cases=(
-            Case("position 0, feature 0 (a sine): sin(0)", 0.0, args=(0, 0, 8)),
-            Case("position 0, feature 1 (a cosine): cos(0)", 1.0, args=(0, 1, 8)),
-            Case("position 1, feature 0: the fastest sine, sin(1)", math.sin(1.0), args=(1, 0, 8)),
+            Case("position 0, feature 0 (a sine)", 0.0, args=(0, 0, 8)),
+            Case("position 0, feature 1 (a cosine)", 1.0, args=(0, 1, 8)),
+            Case("position 1, feature 0: the fastest sine", math.sin(1.0), args=(1, 0, 8)),
             Case(
                 "position 3, feature 2 (pair i=1, a sine), d=8",
                 math.sin(3 / 10000 ** (2 / 8)),
@@ -56,6 +68,16 @@ register(
             "Features go in pairs: feature j belongs to pair i = j // 2, whose angle is "
             "pos / max_wavelength ** (2 * i / d). Even j takes the sine, odd j the cosine."
         ),
+        mistakes=(
+            ("even features take the sine and odd features the cosine", _sinusoidal_mistake(swap=True)),
+            (
+                "features 2i and 2i+1 share one frequency: the exponent uses i = j // 2, not j",
+                _sinusoidal_mistake(exponent=lambda j, d: j / d),
+            ),
+            ("the exponent is 2i / d, not i / d", _sinusoidal_mistake(exponent=lambda j, d: (j // 2) / d)),
+            ("divide the position by max_wavelength ** (2i / d)", _sinusoidal_mistake(multiply=True)),
+            ("use the `max_wavelength` argument", _sinusoidal_mistake(wavelength=10000)),
+        ),
     )
 )
 
@@ -67,6 +89,12 @@ def _rotate_2d(vector, angle):
     return np.array([x * np.cos(angle) - y * np.sin(angle), x * np.sin(angle) + y * np.cos(angle)])
 
 
+def _rotation_case(description, vector, angle):
+    x, y = vector
+    expected = np.array([x * math.cos(angle) - y * math.sin(angle), x * math.sin(angle) + y * math.cos(angle)])
+    return Case(description, expected, args=(np.array(vector), angle))
+
+
 register(
     Exercise(
         key="07.2",
@@ -76,15 +104,11 @@ register(
             "Rotary positions do this to every pair of features of a query or key."
         ),
         cases=(
-            Case("(1, 0) by 0: unchanged (position 0)", np.array([1.0, 0.0]), args=((1.0, 0.0), 0.0)),
-            Case("(1, 0) by pi/2: a quarter turn gives (0, 1)", np.array([0.0, 1.0]), args=((1.0, 0.0), math.pi / 2)),
-            Case("(0, 1) by pi/2: gives (-1, 0)", np.array([-1.0, 0.0]), args=((0.0, 1.0), math.pi / 2)),
-            Case("(1, 2) by pi: a half turn negates", np.array([-1.0, -2.0]), args=((1.0, 2.0), math.pi)),
-            Case(
-                "(3, 4) by 0.3 rad: the length 5 is kept",
-                np.array([3 * math.cos(0.3) - 4 * math.sin(0.3), 3 * math.sin(0.3) + 4 * math.cos(0.3)]),
-                args=((3.0, 4.0), 0.3),
-            ),
+            _rotation_case("(1, 0) by 0 (position 0)", (1.0, 0.0), 0.0),
+            _rotation_case("(1, 0) by pi/2, a quarter turn", (1.0, 0.0), math.pi / 2),
+            _rotation_case("(0, 1) by pi/2", (0.0, 1.0), math.pi / 2),
+            _rotation_case("(1, 2) by pi, a half turn", (1.0, 2.0), math.pi),
+            _rotation_case("(3, 4) by 0.3 rad: the length 5 is kept", (3.0, 4.0), 0.3),
         ),
         solution=_rotate_2d,
         hint=(
@@ -92,6 +116,14 @@ register(
             "x' = x cos a - y sin a, y' = x sin a + y cos a."
         ),
         atol=1e-7,
+        mistakes=(
+            (
+                "turned clockwise: counter-clockwise by a positive angle moves (1, 0) towards (0, 1)",
+                lambda vector, angle: _rotate_2d(vector, -angle),
+            ),
+            ("the angle is in radians: use it as it is", lambda vector, angle: _rotate_2d(vector, math.radians(angle))),
+            ("the two components are swapped", lambda vector, angle: _rotate_2d(vector, angle)[::-1]),
+        ),
     )
 )
 
@@ -113,6 +145,23 @@ register(
             "outputs: give their indices as a list, e.g. [0, 1, 2, 3] for [y0, y1, y2, y3]."
         ),
         cases=(Case("the tokens [x2, x0, x3, x1]", [2, 0, 3, 1]),),
+        mistakes=(
+            (
+                "that says where each token went, not which output sits at each place: "
+                "follow each token to its output",
+                [1, 3, 0, 2],
+            ),
+            (
+                "the outputs move with their tokens: self-attention without positions is "
+                "permutation-equivariant, not invariant",
+                [0, 1, 2, 3],
+            ),
+        ),
+        diagnose=(
+            lambda received, case: (
+                None if sorted(received.tolist()) == [0, 1, 2, 3] else "each of the four outputs appears exactly once"
+            ),
+        ),
         solution=_permuted_rows,
         hint=(
             "Permutation equivariance: each token's output depends on the token and on "
@@ -139,6 +188,18 @@ register(
             "on a sequence of 30 tokens? Answer with one of these strings."
         ),
         cases=(Case("the scheme limited to its training length", "learned"),),
+        mistakes=(
+            (
+                "rotary angles are a formula of the position, defined at any position: a rotary model runs at any length",
+                "rotary",
+            ),
+            (
+                "sines and cosines are formulas of the position: a sinusoidal model runs at any length",
+                "sinusoidal",
+            ),
+            ("a model without positions does not depend on the length at all", "none"),
+        ),
+        diagnose=(lambda received, case: "answer with one of the four scheme names given in the question",),
         solution=_fixed_length_scheme,
         hint=(
             "Sines, cosines and rotation angles are formulas of the position, defined for "

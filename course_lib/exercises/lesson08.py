@@ -26,6 +26,24 @@ def _param_count(dim, num_heads, key_dim, value_dim=None, output_dim=None, use_b
     return query + key + value + output
 
 
+def _count_mistake(value_dim_used=None, output_dim_used=None, bias=None, output_bias_per_head=False,
+                   output_kernel_per_head=True, heads=True):
+    """A wrong parameter count: value_dim or output_dim ignored, biases forgotten or
+    always counted, the output bias counted per head, the heads left out."""
+
+    def count(dim, num_heads, key_dim, value_dim=None, output_dim=None, use_bias=True):
+        value_dim = (value_dim_used or (lambda k, v: v or k))(key_dim, value_dim)
+        output_dim = (output_dim_used or (lambda d, o: o or d))(dim, output_dim)
+        use_bias = use_bias if bias is None else bias
+        n = num_heads if heads else 1
+        total = 2 * (dim * n * key_dim + (n * key_dim if use_bias else 0))
+        total += dim * n * value_dim + (n * value_dim if use_bias else 0)
+        total += (n if output_kernel_per_head else 1) * value_dim * output_dim
+        return total + ((n if output_bias_per_head else 1) * output_dim if use_bias else 0)
+
+    return count
+
+
 register(
     Exercise(
         key="08.1",
@@ -39,7 +57,7 @@ register(
         cases=(
             Case("dim=128, 8 heads of 16 (the Transformer-base shape, scaled down)",
                  _param_count(128, 8, 16), args=(128, 8, 16)),
-            Case("dim=4, 1 head of 2, no bias: 4*2 + 4*2 + 4*2 + 2*4",
+            Case("dim=4, 1 head of 2, no bias",
                  _param_count(4, 1, 2, use_bias=False), args=(4, 1, 2), kwargs={"use_bias": False}),
             Case("value_dim=5 differs from key_dim=3", _param_count(6, 2, 3, value_dim=5),
                  args=(6, 2, 3), kwargs={"value_dim": 5}),
@@ -56,6 +74,27 @@ register(
             "value_dim, output_dim). Each bias has the kernel's shape without its first "
             "axis (the output bias: without its first two)."
         ),
+        mistakes=(  # value_dim and output_dim first: forgetting them can give the count without biases
+            (
+                "the value projection and the output kernel use value_dim, not key_dim",
+                _count_mistake(value_dim_used=lambda k, v: k),
+            ),
+            (
+                "the output projection maps to output_dim features when output_dim is given",
+                _count_mistake(output_dim_used=lambda d, o: d),
+            ),
+            ("forgot the biases: use_bias=True gives each projection one", _count_mistake(bias=False)),
+            ("counted biases although use_bias=False", _count_mistake(bias=True)),
+            (
+                "the output bias has `output_dim` entries: the heads are summed before it is added",
+                _count_mistake(output_bias_per_head=True),
+            ),
+            (
+                "the output kernel reads every head: its shape is (num_heads, value_dim, output_dim)",
+                _count_mistake(output_kernel_per_head=False),
+            ),
+            ("each projection has num_heads heads", _count_mistake(heads=False)),
+        ),
     )
 )
 
@@ -68,6 +107,17 @@ def _split_heads(x, num_heads):
     batch_size, length, dim = x.shape
     x = x.reshape(batch_size, length, num_heads, dim // num_heads)  # (B, T, N, h)
     return x.transpose(0, 2, 1, 3)  # (B, N, T, h)
+
+
+def _split_straight(x, num_heads):
+    batch_size, length, dim = x.shape
+    return x.reshape(batch_size, num_heads, length, dim // num_heads)  # (B, N, T, h), positions mixed
+
+
+def _split_strided(x, num_heads):
+    batch_size, length, dim = x.shape
+    x = x.reshape(batch_size, length, dim // num_heads, num_heads)  # (B, T, h, N): every N-th feature
+    return x.transpose(0, 3, 1, 2)  # (B, N, T, h)
 
 
 _X = np.arange(2 * 3 * 8, dtype=float).reshape(2, 3, 8)  # (B, T, D) = (2, 3, 8)
@@ -92,6 +142,17 @@ register(
             "First reshape (B, T, D) -> (B, T, N, h): the features of each position are cut "
             "into N consecutive pieces. Then move the head axis before the positions with "
             "a transpose (0, 2, 1, 3). A reshape straight to (B, N, T, h) mixes positions."
+        ),
+        mistakes=(
+            (
+                "a reshape straight to (B, N, T, h) mixes positions: reshape to (B, T, N, h), "
+                "then move the head axis before the positions",
+                _split_straight,
+            ),
+            (
+                "head i holds consecutive features, i*h to (i+1)*h - 1, not every N-th feature",
+                _split_strided,
+            ),
         ),
     )
 )
@@ -124,6 +185,18 @@ register(
         ),
         solution=_merge_heads,
         hint="Transpose back to (B, T, N, h) first, then reshape to (B, T, N * h).",
+        mistakes=(
+            (
+                "a reshape without the transpose puts each head's positions one after another: "
+                "transpose to (B, T, N, h) first",
+                lambda x: x.reshape(x.shape[0], x.shape[2], -1),  # (B, T, N * h), mixed
+            ),
+            (
+                "the heads of each position go side by side, head 0 first: transpose to "
+                "(B, T, N, h), not (B, T, h, N)",
+                lambda x: x.transpose(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1),  # (B, T, h * N)
+            ),
+        ),
     )
 )
 
@@ -152,5 +225,19 @@ register(
             "key_dim and the feature sizes play no part."
         ),
         answer_is_function=False,
+        mistakes=(
+            (
+                "the last two axes are in the wrong order: one row per query, one column per key",
+                (2, 4, 7, 10),
+            ),
+            ("the heads axis comes right after the batch axis", (2, 10, 4, 7)),
+            ("the heads axis comes right after the batch axis", (2, 10, 7, 4)),
+        ),
+        diagnose=(
+            lambda received, case: (
+                "key_dim and the feature sizes play no part in the shape of the scores"
+                if {8, 16, 32} & set(received.tolist()) else None
+            ),
+        ),
     )
 )
