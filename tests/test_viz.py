@@ -9,7 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
-from course_lib.viz import plot_attention  # noqa: E402
+from course_lib.viz import KEY_AXIS, QUERY_AXIS, plot_attention, plot_signed  # noqa: E402
+from tests.helpers import error_case, raises_naming  # noqa: E402
 
 WEIGHTS = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])  # (T=2 queries, S=3 keys)
 
@@ -29,7 +30,42 @@ def test_returns_axes_with_the_weights_as_image():
     assert isinstance(ax, Axes)
     (image,) = ax.get_images()
     np.testing.assert_array_equal(image.get_array(), WEIGHTS)
-    assert ax.get_xlabel() == "key" and ax.get_ylabel() == "query"
+    assert ax.get_xlabel() == KEY_AXIS and ax.get_ylabel() == QUERY_AXIS
+
+
+def test_every_panel_shares_the_0_1_scale_by_default():
+    uniform = plot_attention(np.full((2, 4), 0.25))
+    assert uniform.get_images()[0].get_clim() == (0.0, 1.0)  # a uniform head is not drawn saturated
+    stretched = plot_attention(np.full((2, 4), 0.25), vmax=None)
+    assert stretched.get_images()[0].get_clim() == (0.0, 0.25)
+
+
+def test_axis_roles_can_be_named():
+    ax = plot_attention(WEIGHTS, x_label="English source token", y_label="generated German token")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("English source token", "generated German token")
+
+
+def test_signed_values_use_a_symmetric_diverging_scale():
+    ax = plot_signed(np.array([[3.0, -1.0], [0.0, 0.5]]))
+    (image,) = ax.get_images()
+    assert image.get_clim() == (-3.0, 3.0)
+    assert image.get_cmap().name == "RdBu_r"
+    assert plot_signed(np.zeros((2, 2)), limit=2).get_images()[0].get_clim() == (-2.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "make, exception, name",
+    [
+        error_case("vmax-zero", lambda: plot_attention(WEIGHTS, vmax=0), ValueError, "vmax"),
+        error_case("vmax-string", lambda: plot_attention(WEIGHTS, vmax="1"), TypeError, "vmax"),
+        error_case("annotate-int", lambda: plot_attention(WEIGHTS, annotate=1), TypeError, "annotate"),
+        error_case("limit-negative", lambda: plot_signed(WEIGHTS, limit=-1.0), ValueError, "limit"),
+        error_case("signed-x-labels", lambda: plot_signed(WEIGHTS, x_labels=["a"]), ValueError, "x_labels"),
+    ],
+)
+def test_bad_options_name_the_argument(make, exception, name):
+    with raises_naming(exception, name):
+        make()
 
 
 def test_labels_are_drawn_on_both_axes():
