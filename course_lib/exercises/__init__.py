@@ -23,7 +23,9 @@ There are three kinds of exercise:
   recompute the reference itself (deterministically and quickly), test a band that the
   lesson documents, or test that the learner's number agrees with the curve they
   measured. `as_number`, `as_array` and `first_below` help it read the answer; it may
-  raise `AnswerError(message)` for an answer it cannot read.
+  raise `AnswerError(message)` for an answer it cannot read. Its messages follow the
+  rule of every exercise: say what is wrong, never the reference value. `solution` is
+  a text or a function that shows how to measure (printed, never run, by `solution()`).
 
 Answers are read generously: a list, tuple, numpy array or tensor where an array is
 asked, a numpy scalar where a number is, a string in any case with spaces around it.
@@ -214,6 +216,8 @@ def evaluate(key, answer):
             return _run_checker(exercise, answer)
         if exercise.answer_is_function and not callable(answer):
             return "wrong", f"this exercise expects a function, not {kind(answer)}"
+        if not exercise.answer_is_function and callable(answer):
+            return "wrong", "this exercise expects a value, not a function: give the value itself"
         for number, case in enumerate(exercise.cases, start=1):
             where = f"case {number} of {len(exercise.cases)} ({case.description})"
             received = answer

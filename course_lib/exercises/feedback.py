@@ -42,7 +42,8 @@ def as_array(x, what="the answer"):
     except (TypeError, ValueError):
         raise AnswerError(f"{what} cannot be read as an array (rows of different lengths?)") from None
     if array.dtype.kind not in "biuf":
-        raise AnswerError(f"{what} should hold numbers, not {kind(x)} of {array.dtype} values")
+        holding = " holding other things than numbers" if isinstance(x, (list, tuple)) else ""
+        raise AnswerError(f"{what} should be numbers, not {kind(x)}{holding}")
     return array
 
 
