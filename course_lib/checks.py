@@ -174,3 +174,21 @@ def check_shape_rank(shape, name, ranks, layout):
     if len(shape) not in ranks:
         raise ValueError(f"`{name}` must have shape {layout}. Received: {name} with shape {shape}")
     return shape
+
+
+def check_activation(value, name="activation"):
+    """The name of a Keras activation (`"relu"`, `"tanh"`, `"linear"`, ...) as a `str`.
+
+    Raises `TypeError` for anything but a string (a function would not survive
+    `get_config` as JSON) and `ValueError` for a name Keras does not know.
+    """
+    expected = "the name of a Keras activation, such as 'relu', 'tanh' or 'linear'"
+    if not isinstance(value, str):
+        raise TypeError(message(name, expected, value))
+    import keras  # here only: importing this module imports no backend
+
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(message(name, expected, value)) from None
+    return str(value)

@@ -9,8 +9,8 @@ Real data (see `data/README.md` for sources, licences and checksums):
   `keras.datasets.fashion_mnist.load_data()`, offline when the Debian package
   `dataset-fashion-mnist` is installed (lesson 11).
 * `load_de_en_pairs()`: English-German sentence pairs cut out of the TU Chemnitz
-  dictionary (Debian package `trans-de-en`); `parse_de_en_lines` is the pure parser
-  (lessons 04 and 09).
+  dictionary (Debian package `trans-de-en`); `course_lib.de_en.parse_de_en_lines` is
+  the pure parser (lessons 04 and 09).
 
 Synthetic tasks, generated from a seed (lessons 03, 07 and 10):
 
@@ -19,7 +19,9 @@ Synthetic tasks, generated from a seed (lessons 03, 07 and 10):
 * `make_order_task`: does marker A come before marker B? Needs positions.
 
 Every loader returns `(x_train, y_train), (x_val, y_val), (x_test, y_test)` as plain
-numpy arrays or lists, the same on every call. Importing this module imports neither
+numpy arrays or lists, the same on every call. Downloads are kept in Keras's cache
+folder (`$KERAS_HOME/datasets`, by default `~/.keras/datasets`), never next to the
+package; a failed download leaves nothing behind. Importing this module imports neither
 Keras nor TensorFlow: only `load_fashion_mnist` does, when called.
 """
 
@@ -29,31 +31,27 @@ import functools
 import gzip
 import importlib.util
 import os
-import re
-import shutil
-import tempfile
-import urllib.request
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 
-# Token ids shared by the synthetic sequence tasks: symbols start at 3.
-PAD, START, END = 0, 1, 2
-# The two markers of `make_order_task` (fillers start at 3, as above).
-MARKER_A, MARKER_B = 1, 2
-FIRST_SYMBOL = 3
+from course_lib.checks import check_bool, check_choice, check_int, message
+from course_lib.data_files import keras_datasets_dir, link_files, removing_new_empty_folders
+from course_lib.data_files import download as download_file
+from course_lib.de_en import parse_de_en_lines
+from course_lib.tokens import END, PAD, START
+
+# The sequence tasks use the reserved ids of `course_lib.tokens` (PAD, START, END) and
+# symbols from FIRST_SYMBOL on. The order task is a classification task with ids of its
+# own, unrelated to START and END (no decoder reads it): 0 unused, its two markers, and
+# filler symbols from FIRST_SYMBOL on, as in the sequence tasks.
+MARKER_A = 1  # the order task's first marker ("A")
+MARKER_B = 2  # the order task's second marker ("B")
+FIRST_SYMBOL = 3  # the first symbol id of both synthetic tasks
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 
 SPLIT_SEED = 0  # the seed of every shuffle that makes a train/validation/test split
@@ -69,21 +67,7 @@ FASHION_MNIST_FILES = (
 FASHION_MNIST_VALIDATION_SIZE = 10_000
 DE_EN_DEBIAN_FILE = Path("/usr/share/trans/de-en")
 DE_EN_URL = "https://ftp.tu-chemnitz.de/pub/Local/urz/ding/de-en/de-en.txt.gz"
-DATA_CACHE_DIR = Path(__file__).resolve().parent.parent / "data" / "cache"
-
-
-# ----------------------------------------------------------------------------------
-# Argument checks
-# ----------------------------------------------------------------------------------
-
-
-def _check_int(value, name, minimum):
-    """`value` as an int >= `minimum`, or a TypeError/ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
-    return int(value)
+DE_EN_CACHE_NAME = "de-en.txt.gz"  # in Keras's cache folder, `keras_datasets_dir()`
 
 
 # ----------------------------------------------------------------------------------
@@ -100,11 +84,7 @@ def _split_80_10_10(items):
     n_held_out = len(items) // 10
     n_train = len(items) - 2 * n_held_out
     shuffled = [items[i] for i in order]
-    return (
-        shuffled[:n_train],
-        shuffled[n_train : n_train + n_held_out],
-        shuffled[n_train + n_held_out :],
-    )
+    return shuffled[:n_train], shuffled[n_train : n_train + n_held_out], shuffled[n_train + n_held_out :]
 
 
 # ----------------------------------------------------------------------------------
@@ -171,51 +151,18 @@ def load_rotten_tomatoes():
 # ----------------------------------------------------------------------------------
 
 
-def _keras_datasets_dir():
-    """The folder where `keras.utils.get_file` caches Keras's data sets.
-
-    The same rule as Keras (`keras.src.backend.config` and `keras.src.utils.file_utils`,
-    which have no public accessor): keras home is `$KERAS_HOME` if set, else `~/.keras`
-    (`/tmp/.keras` if the home folder is not writable); if keras home is not writable,
-    `/tmp/.keras`; then `datasets/`. Keras reads `$KERAS_HOME` when it is imported, so
-    set it before importing Keras.
-    """
-    if "KERAS_HOME" in os.environ:
-        keras_home = os.environ["KERAS_HOME"]
-    else:
-        base = os.path.expanduser("~")
-        if not os.access(base, os.W_OK):
-            base = "/tmp"
-        keras_home = os.path.join(base, ".keras")
-    keras_home = os.path.expanduser(keras_home)
-    if not os.access(keras_home, os.W_OK):
-        keras_home = os.path.join(
-            "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras"
-        )
-    return Path(keras_home) / "datasets"
+def _link_debian_fashion_mnist(debian_dir=None):
+    """Make the Debian package's files (by default in `FASHION_MNIST_DEBIAN_DIR`)
+    visible to Keras's cache, if both are there."""
+    debian_dir = FASHION_MNIST_DEBIAN_DIR if debian_dir is None else debian_dir
+    link_files(debian_dir, FASHION_MNIST_FILES, keras_datasets_dir() / "fashion-mnist")
 
 
-def _link_debian_fashion_mnist(debian_dir=FASHION_MNIST_DEBIAN_DIR):
-    """Make the Debian package's files visible to Keras's cache, if both are there."""
-    debian_dir = Path(debian_dir)
-    if not debian_dir.is_dir():
-        return
-    cache = _keras_datasets_dir() / "fashion-mnist"
-    for name in FASHION_MNIST_FILES:
-        source, target = debian_dir / name, cache / name
-        if not source.is_file() or target.exists():
-            continue
-        cache.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink():  # a dangling link: replace it
-            target.unlink()
-        try:
-            target.symlink_to(source)
-        except FileExistsError:  # another process linked it first
-            continue
-        except OSError:  # no symlinks (e.g. Windows without privileges): copy
-            partial = target.with_name(f"{name}.{os.getpid()}.part")
-            shutil.copyfile(source, partial)
-            partial.replace(target)
+def _is_fetch_failure(error):
+    # keras.utils.get_file turns a failed download into Exception("URL fetch failure ...")
+    return isinstance(error, (urllib.error.URLError, ConnectionError, TimeoutError)) or (
+        "URL fetch failure" in str(error)
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -223,8 +170,19 @@ def _fashion_mnist_arrays():
     import keras  # only here: importing this module leaves the backend choice open
 
     _link_debian_fashion_mnist()  # after importing Keras, which creates keras home
-
-    (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+    cache = keras_datasets_dir() / "fashion-mnist"
+    try:
+        with removing_new_empty_folders(cache):  # Keras creates it before downloading
+            (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+    except Exception as error:
+        if not _is_fetch_failure(error):
+            raise
+        raise FileNotFoundError(
+            f"Fashion-MNIST was found neither in {FASHION_MNIST_DEBIAN_DIR} nor in Keras's "
+            f"cache {cache}, and Keras could not download it ({error}). Install it with "
+            "`sudo apt-get install dataset-fashion-mnist` (then it is read offline), or "
+            "run with internet access so that Keras downloads it."
+        ) from error
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
     train, val = order[:-FASHION_MNIST_VALIDATION_SIZE], order[-FASHION_MNIST_VALIDATION_SIZE:]
     arrays = (x_train[train], y_train[train], x_train[val], y_train[val], x_test, y_test)
@@ -250,6 +208,10 @@ def load_fashion_mnist():
         `(x_train, y_train), (x_val, y_val), (x_test, y_test)`: `x` uint8 arrays of
         shape `(n, 28, 28)` with values 0..255, `y` uint8 arrays of shape `(n,)` with
         class ids 0..9; n = 50,000 / 10,000 / 10,000. Fresh, writable copies.
+
+    Raises:
+        FileNotFoundError: when the images are neither installed nor cached and cannot
+            be downloaded, saying how to install them.
     """
     x_train, y_train, x_val, y_val, x_test, y_test = (
         array.copy() for array in _fashion_mnist_arrays()
@@ -261,100 +223,16 @@ def load_fashion_mnist():
 # English-German sentence pairs (lessons 04 and 09)
 # ----------------------------------------------------------------------------------
 
-_ANNOTATION = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|<[^<>]*>|\([^()]*\)")
-_SPACE_BEFORE_PUNCTUATION = re.compile(r" ([.,!?:])")
-_ENDS_SENTENCE = re.compile(r"[.!?]")
-_PLACEHOLDER = re.compile(r"\b(?:sb|sth|jd|jdn|jdm|jds|etw)\.")
-DE_EN_MIN_WORDS = 3
-DE_EN_MAX_CHARS = 200
-
-
-def _clean_de_en_text(text):
-    text = _ANNOTATION.sub(" ", text)
-    text = text.split(";")[0]  # the first of a `;` list of synonyms
-    text = " ".join(text.split())
-    return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
-
-
-def _looks_like_sentence(text):
-    return (
-        text[:1].isupper()
-        and text[-1:] in (".", "!", "?")
-        and len(text.split()) >= DE_EN_MIN_WORDS
-        and len(text) <= DE_EN_MAX_CHARS
-        and not any(c in text for c in "(){}[]<>")
-        and not _PLACEHOLDER.search(text)
-    )
-
-
-def parse_de_en_lines(lines):
-    """English-German sentence pairs from lines of the TU Chemnitz dictionary.
-
-    The dictionary's lines read `German :: English`; each side lists aligned
-    alternatives separated by ` | `, each alternative may list synonyms separated by
-    `;`, and annotations sit in `{}` (gender, word class), `[]` (field, register),
-    `<>` (spelling variants) and `()` (optional words, glosses). The rule:
-
-    1. Skip blank lines and lines starting with `#`.
-    2. Split the line on ` :: `; skip it unless there are exactly two parts
-       (German, English).
-    3. Split both sides on ` | `; skip the line unless both sides have the same
-       number of alternatives; pair the i-th German with the i-th English one.
-    4. Clean each side: remove the `{...}`, `[...]`, `<...>` and `(...)` annotations,
-       keep what comes before the first `;` (the first synonym), collapse
-       whitespace, and remove a space before `.`, `,`, `!`, `?` or `:`.
-    5. Keep the pair only if both sides look like sentences: they start with an
-       uppercase letter, end in `.`, `!` or `?`, have at least `DE_EN_MIN_WORDS` (3)
-       words and at most `DE_EN_MAX_CHARS` (200) characters, contain no bracket left
-       over, and contain no dictionary placeholder (`sb.`, `sth.`, `jd.`, `jdn.`,
-       `jdm.`, `jds.`, `etw.`).
-    6. Keep each `(english, german)` pair once; sort the pairs.
-
-    Args:
-        lines: an iterable of str (e.g. an open text file), one dictionary line each.
-
-    Returns:
-        A sorted list of unique `(english, german)` tuples of str.
-    """
-    if isinstance(lines, (str, bytes)):
-        raise TypeError(
-            "`lines` must be an iterable of lines, not one string (use "
-            f"`text.splitlines()`). Received: lines={lines[:60]!r}"
-        )
-    pairs = set()
-    for line in lines:
-        if not isinstance(line, str):
-            raise TypeError(f"Every line must be a str. Received: line={line!r}")
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        sides = line.split(" :: ")
-        if len(sides) != 2:
-            continue
-        german_alternatives, english_alternatives = (side.split(" | ") for side in sides)
-        if len(german_alternatives) != len(english_alternatives):
-            continue
-        for german, english in zip(german_alternatives, english_alternatives):
-            if not (_ENDS_SENTENCE.search(german) and _ENDS_SENTENCE.search(english)):
-                continue  # a shortcut: a sentence ends in . ! or ?, so holds one
-            german, english = _clean_de_en_text(german), _clean_de_en_text(english)
-            if _looks_like_sentence(german) and _looks_like_sentence(english):
-                pairs.add((english, german))
-    return sorted(pairs)
-
-
 def _de_en_source(path, download):
     """The dictionary file to read: `path`, the Debian file, or the download cache."""
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"`path` must name the dictionary file. Received: path={str(path)!r}"
-            )
+            raise FileNotFoundError(message("path", "an existing dictionary file", str(path)))
         return path
     if DE_EN_DEBIAN_FILE.is_file():
         return DE_EN_DEBIAN_FILE
-    cached = DATA_CACHE_DIR / "de-en.txt.gz"
+    cached = keras_datasets_dir() / DE_EN_CACHE_NAME
     if cached.is_file():
         return cached
     if not download:
@@ -364,11 +242,8 @@ def _de_en_source(path, download):
             "call `load_de_en_pairs(download=True)` with internet access to download "
             f"it from {DE_EN_URL}."
         )
-    try:
-        DATA_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(DE_EN_URL, timeout=60) as response:
-            data = response.read()
-        gzip.decompress(data)  # a truncated or wrong file fails here, not later
+    try:  # a truncated or wrong file fails the check, before anything is written
+        return download_file(DE_EN_URL, cached, check=gzip.decompress)
     except (OSError, EOFError) as error:
         raise FileNotFoundError(
             f"The English-German dictionary is not at {DE_EN_DEBIAN_FILE} and could "
@@ -376,17 +251,29 @@ def _de_en_source(path, download):
             "`sudo apt-get install trans-de-en`, or download that file to "
             f"{cached} yourself."
         ) from error
-    partial = cached.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(cached)
-    return cached
 
 
 @functools.lru_cache(maxsize=4)
 def _de_en_splits(source):
     opener = gzip.open if source.suffix == ".gz" else open
-    with opener(source, "rt", encoding="utf-8") as file:
-        pairs = parse_de_en_lines(file)
+    try:
+        with opener(source, "rt", encoding="utf-8") as file:
+            pairs = parse_de_en_lines(file)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The dictionary file {source} is not UTF-8 text ({error}). The TU Chemnitz "
+            "dictionary is read as UTF-8, the encoding of its Debian package and of its "
+            "download; convert the file first (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from error
+    except (gzip.BadGzipFile, EOFError) as error:
+        raise ValueError(f"The dictionary file {source} ends in .gz but is not a complete gzip file ({error}).") from error
+    if not pairs:
+        raise ValueError(
+            f"No English-German sentence pairs were found in {source}. Expected the TU "
+            "Chemnitz dictionary's format, UTF-8 lines `German :: English` whose sides are "
+            "sentences (see `parse_de_en_lines` for the rule), such as "
+            "`Er ist krank. :: He is ill.`"
+        )
     return tuple(tuple(split) for split in _split_80_10_10(pairs))
 
 
@@ -401,7 +288,8 @@ def load_de_en_pairs(path=None, download=True):
 
     Where the file comes from, in this order: `path` if given; the Debian file
     `/usr/share/trans/de-en` (`sudo apt-get install trans-de-en`); the cache
-    `data/cache/de-en.txt.gz`; otherwise, if `download` is true, the dictionary is
+    `de-en.txt.gz` in Keras's cache folder (`$KERAS_HOME/datasets`, by default
+    `~/.keras/datasets`); otherwise, if `download` is true, the dictionary is
     downloaded from the TU Chemnitz server into that cache (a newer version of the
     dictionary gives somewhat different counts).
 
@@ -418,11 +306,11 @@ def load_de_en_pairs(path=None, download=True):
     Raises:
         FileNotFoundError: when no copy exists and none could be downloaded, saying
             how to install one.
+        ValueError: when the file holds no sentence pairs, or is not UTF-8 text.
     """
-    if not isinstance(download, bool):
-        raise TypeError(f"`download` must be True or False. Received: download={download!r}")
+    download = check_bool(download, "download")
     if path is not None and not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`path` must be a str or a path. Received: path={path!r}")
+        raise TypeError(message("path", "a str or a path", path))
     source = _de_en_source(path, download).resolve()
     return tuple(
         ([english for english, _ in split], [german for _, german in split])
@@ -457,19 +345,26 @@ def make_sequence_task(kind, num_samples, min_length, max_length, vocab_size=10,
     Returns:
         `(sources, targets)`: int32 arrays of shapes `(num_samples, max_length)` and
         `(num_samples, max_length + 2)`.
+
+    Example:
+
+    >>> sources, targets = make_sequence_task("sort", 2, min_length=3, max_length=3, seed=1)
+    >>> sources.shape, targets.shape
+    ((2, 3), (2, 5))
+    >>> bool((targets[:, 1:4] == np.sort(sources, axis=1)).all()), targets[:, [0, 4]].tolist()
+    (True, [[1, 2], [1, 2]])
     """
-    if kind not in SEQUENCE_TASKS:
-        raise ValueError(f"`kind` must be one of {SEQUENCE_TASKS}. Received: kind={kind!r}")
-    num_samples = _check_int(num_samples, "num_samples", 1)
-    min_length = _check_int(min_length, "min_length", 1)
-    max_length = _check_int(max_length, "max_length", 1)
+    kind = check_choice(kind, "kind", SEQUENCE_TASKS)
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    min_length = check_int(min_length, "min_length", minimum=1)
+    max_length = check_int(max_length, "max_length", minimum=1)
     if min_length > max_length:
         raise ValueError(
             "`min_length` must be <= `max_length`. "
             f"Received: min_length={min_length}, max_length={max_length}"
         )
-    vocab_size = _check_int(vocab_size, "vocab_size", 2)
-    seed = _check_int(seed, "seed", 0)
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(min_length, max_length + 1, size=num_samples)
@@ -519,11 +414,17 @@ def make_order_task(num_samples, length, vocab_size=10, seed=0):
 
     Returns:
         `(x, y)`: int32 arrays of shapes `(num_samples, length)` and `(num_samples,)`.
+
+    Example:
+
+    >>> x, y = make_order_task(4, length=5, seed=0)
+    >>> [(row.tolist().index(MARKER_A) < row.tolist().index(MARKER_B)) == bool(label) for row, label in zip(x, y)]
+    [True, True, True, True]
     """
-    num_samples = _check_int(num_samples, "num_samples", 1)
-    length = _check_int(length, "length", 2)
-    vocab_size = _check_int(vocab_size, "vocab_size", 2)
-    seed = _check_int(seed, "seed", 0)
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    length = check_int(length, "length", minimum=2)
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
 
     rng = np.random.default_rng(seed)
     x = rng.integers(FIRST_SYMBOL, FIRST_SYMBOL + vocab_size, size=(num_samples, length))

@@ -2,7 +2,14 @@
 
 Each layer lives in the module of its concept; this module only gathers them (a name
 is imported from its module the first time it is used, so importing `course_lib.layers`
-stays cheap and `KERAS_BACKEND` can still be chosen first).
+stays cheap and `KERAS_BACKEND` can still be chosen first). A new layer gets a line in
+`_HOME` (tests/test_layers_namespace.py finds every layer of the package and checks
+that it is listed here). The library's own modules import layers from their modules,
+never through this facade, so that their dependencies stay visible.
+
+>>> from course_lib.layers import AdditiveAttention
+>>> AdditiveAttention.__module__
+'course_lib.scoring'
 """
 
 import importlib

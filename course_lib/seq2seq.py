@@ -1,68 +1,38 @@
-"""The recurrent encoder-decoder (seq2seq), with and without attention.
+"""The recurrent encoder-decoder (seq2seq), with and without attention (lessons 03, 04).
 
-Lesson 03 trains these pieces on a synthetic task and lesson 04 on real sentence pairs:
+* `RNNEncoder` and `AttentionDecoder`, the two layers; `build_seq2seq`, the model
+  `[source, target_in] -> logits` made of them; `attention_weights`, its teacher-forced
+  attention weights; `next_token_function`, its step function for
+  `course_lib.decoding` (registered, so `greedy_decode(model, source_tokens, ...)` works).
+* Without attention the decoder sees the source only through the encoder's final
+  state: one fixed-size vector however long the source is (the "bottleneck").
 
-* `RNNEncoder`: token embedding + GRU (or LSTM), optionally bidirectional. Returns
-  one output vector per source position and the final state. The padding mask of the
-  source (token id 0 is padding) is attached to the outputs, so a layer that receives
-  them gets it as its `<input>_mask` argument.
-* `AttentionDecoder`: token embedding + GRU (or LSTM) started from the encoder's
-  final state, then, if `attention` is set, attention over the encoder outputs with
-  the decoder outputs as queries (`course_lib.layers.AdditiveAttention` or
-  `LuongAttention`), then a softmax layer over the target vocabulary. Without
-  attention the decoder sees the source only through the encoder's final state: one
-  fixed-size vector however long the source is (the "bottleneck").
-* `build_seq2seq`: a `keras.Model` `[source, target_in] -> logits` made of the two,
-  trained with teacher forcing (`target_in` is the target shifted right, starting
-  with START).
-* `greedy_decode`: generation one token at a time, for any model: a seq2seq model of
-  this module (fast path: the encoder runs once and the decoder carries its state), or
-  any function `next_token_logits(source, prefix)` (for example a Transformer).
-* `exact_match`: which generated sequences are exactly right (`.mean()`: accuracy).
-* `attention_weights`: the teacher-forced attention weights of a model, for heatmaps.
-* `LengthBucketedBatches`: teacher-forcing batches of similar lengths for `model.fit`,
-  each trimmed to its longest sequence (a short batch costs a short RNN loop).
-
-Where attention sits. Bahdanau et al. (2015) compute the attention *before* each
-decoder step (the query is the previous decoder state) and feed the context into the
-RNN, which needs a step loop even with teacher forcing. This module uses the global
-attention of Luong et al. (2015) without "input feeding": the decoder RNN runs over
-the whole target first, then every decoder output `h_t` attends over the encoder
-outputs, and the prediction is made from `tanh(W_c [h_t; c_t])` (or, with
-`combine_activation="linear"`, from `W_c [h_t; c_t]`). Under teacher
-forcing this is fully parallel over target positions (fast on a CPU), and run one
-token at a time it gives exactly the same numbers, because the RNN never sees the
-context. The price: the RNN does not know where it attended at the previous step, so
-on long sources with repeated symbols it can skip or repeat a stretch (lesson 03 shows
-such errors at lengths 30-40); Bahdanau's placement, or Luong's "input feeding" (the
-previous context fed to the RNN), gives it that memory at the cost of a step loop.
-The scoring function is a separate choice: `attention="additive"` uses Bahdanau's
-additive score `v^T tanh(W_q h_t + W_k s_j + b)`, `attention="luong"` Luong's
-"general" score `h_t^T W s_j`.
-
-Token ids follow `course_lib.datasets`: PAD = 0, START = 1, END = 2.
+Where attention sits. Bahdanau et al. (2015) attend *before* each decoder step (the
+query is the previous state) and feed the context into the RNN: a step loop even under
+teacher forcing. Here, as in Luong et al. (2015) without "input feeding", the RNN runs
+over the whole target first, then each output `h_t` attends over the encoder outputs
+and the prediction is made from `tanh(W_c [h_t; c_t])`: parallel over the target
+positions under teacher forcing, and equal to the run one token at a time, since the
+RNN never sees the context. The price: the RNN does not know where it attended before,
+so on long sources with repeated symbols it can skip or repeat a stretch (lesson 03
+shows such errors at lengths 30-40). The score is a separate choice: Bahdanau's
+additive `v^T tanh(W_q h_t + W_k s_j + b)` or Luong's "general" `h_t^T W s_j`.
+Token ids are those of `course_lib.tokens`.
 """
 
 import keras
 import numpy as np
 from keras import ops
 
-from course_lib.datasets import END, PAD, START
+from course_lib.checks import (
+    check_activation, check_bool, check_choice, check_positive_int, check_shape_rank, message,
+)
+from course_lib.decoding import NextTokenFunction, register_next_token_provider
+from course_lib.scoring import AdditiveAttention, LuongAttention
+from course_lib.tokens import PAD
 
 _CELLS = ("gru", "lstm")
 _ATTENTIONS = (None, "additive", "luong")
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def _check_cell(cell):
-    if cell not in _CELLS:
-        raise ValueError(f"`cell` must be one of {_CELLS}. Received: cell={cell!r}")
-    return cell
 
 
 def _make_rnn(cell, units, name, go_backwards=False):
@@ -106,30 +76,28 @@ class RNNEncoder(keras.layers.Layer):
         `(outputs, state)`: `outputs` of shape `(batch_size, S, units)`; `state` of
         shape `(batch_size, units)` for a GRU, a list `[h, c]` of two such tensors for
         an LSTM (what `AttentionDecoder` takes as `initial_state`).
+
+    Example:
+
+    >>> encoder = RNNEncoder(vocab_size=12, embedding_dim=4, units=6, cell="lstm")
+    >>> outputs, (h, c) = encoder(np.array([[3, 4, 5], [6, 0, 0]]))
+    >>> tuple(outputs.shape), tuple(h.shape), tuple(c.shape)
+    ((2, 3, 6), (2, 6), (2, 6))
     """
 
     def __init__(self, vocab_size, embedding_dim, units, cell="gru", bidirectional=False, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size = _check_positive_int(vocab_size, "vocab_size")
-        self.embedding_dim = _check_positive_int(embedding_dim, "embedding_dim")
-        self.units = _check_positive_int(units, "units")
-        self.cell = _check_cell(cell)
-        if not isinstance(bidirectional, bool):
-            raise TypeError(f"`bidirectional` must be True or False. Received: bidirectional={bidirectional!r}")
-        if bidirectional and units % 2:
-            raise ValueError(
-                "`units` must be even with `bidirectional=True` (each direction gets "
-                f"units // 2). Received: units={units}"
-            )
-        self.bidirectional = bidirectional
+        self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.units = check_positive_int(units, "units")
+        self.cell = check_choice(cell, "cell", _CELLS)
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        if self.bidirectional and self.units % 2:  # each direction gets units // 2
+            raise ValueError(message("units", "even with `bidirectional=True`", units))
         self.supports_masking = True
 
     def build(self, source_tokens_shape):
-        if len(source_tokens_shape) != 2:
-            raise ValueError(
-                "`source_tokens` must have shape (batch_size, S). Received: "
-                f"source_tokens with shape {tuple(source_tokens_shape)}"
-            )
+        check_shape_rank(source_tokens_shape, "source_tokens", 2, "(batch_size, S)")
         self.embedding = keras.layers.Embedding(
             self.vocab_size, self.embedding_dim, mask_zero=True, name="embedding", dtype=self.dtype_policy
         )
@@ -195,9 +163,8 @@ class AttentionDecoder(keras.layers.Layer):
        `logits_t = W_o f(W_c [h_t; c_t])` with `f = combine_activation` (`tanh`
        by default, as in Luong et al.).
 
-    Step 4 is Luong et al.'s global attention without input feeding: the RNN never
-    sees the context, so the teacher-forced run is parallel over `T` and equal to the
-    run one token at a time (`step`).
+    Step 4 is Luong et al.'s global attention without input feeding (see the module's
+    docstring): the teacher-forced run equals the run one token at a time (`step`).
 
     Args:
         vocab_size: number of target token ids (id 0 is padding).
@@ -205,18 +172,17 @@ class AttentionDecoder(keras.layers.Layer):
         units: width of the decoder RNN; must equal the encoder's `units` (the
             encoder's final state is the decoder's initial state).
         attention: `None` (no attention, the bottleneck), `"additive"`
-            (`course_lib.layers.AdditiveAttention`, Bahdanau's score) or `"luong"`
-            (`course_lib.layers.LuongAttention`). Defaults to `None`.
+            (`course_lib.scoring.AdditiveAttention`, Bahdanau's score) or `"luong"`
+            (`course_lib.scoring.LuongAttention`, "general"). Defaults to `None`.
         cell: `"gru"` or `"lstm"`, as in the encoder. Defaults to `"gru"`.
         attention_units: width of the hidden layer of the additive score (its cost
             grows as `batch_size * T * S * attention_units`); only with
             `attention="additive"`. `None` means `units`. Defaults to `None`.
-        combine_activation: name of the Keras activation `f` of step 4 (only used
-            with attention; the decoder without attention has no combine layer).
-            `"linear"` makes `W_o W_c [h_t; c_t]` a product of two linear maps (the
-            same parameters, no saturation): the gradient reaches the attention and
-            the RNN undamped by `tanh'`, which can train much faster on a small
-            budget. Defaults to `"tanh"`.
+        combine_activation: name of the Keras activation `f` of step 4 (only with
+            attention). `"linear"` makes `W_o W_c [h_t; c_t]` a product of two linear
+            maps (no saturation): the gradient reaches the attention and the RNN
+            undamped by `tanh'`, which can train much faster on a small budget.
+            Defaults to `"tanh"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -237,60 +203,38 @@ class AttentionDecoder(keras.layers.Layer):
         `return_attention_scores=True` the tuple `(logits, weights)` with `weights`
         of shape `(batch_size, T, S)`. The logits carry the target padding mask, so
         Keras losses and metrics ignore padded positions.
+
+    Example:
+
+    >>> encoder_outputs, state = RNNEncoder(12, 4, 6)(np.array([[3, 4, 5], [6, 0, 0]]))
+    >>> decoder = AttentionDecoder(vocab_size=9, embedding_dim=4, units=6, attention="luong")
+    >>> logits, weights = decoder(np.array([[1, 7], [1, 8]]), encoder_outputs, state,
+    ...                           return_attention_scores=True)
+    >>> tuple(logits.shape), tuple(weights.shape)
+    ((2, 2, 9), (2, 2, 3))
     """
 
     def __init__(
-        self,
-        vocab_size,
-        embedding_dim,
-        units,
-        attention=None,
-        cell="gru",
-        attention_units=None,
-        combine_activation="tanh",
-        **kwargs,
+        self, vocab_size, embedding_dim, units, attention=None, cell="gru", attention_units=None,
+        combine_activation="tanh", **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size = _check_positive_int(vocab_size, "vocab_size")
-        self.embedding_dim = _check_positive_int(embedding_dim, "embedding_dim")
-        self.units = _check_positive_int(units, "units")
-        if attention not in _ATTENTIONS:
-            raise ValueError(f"`attention` must be one of {_ATTENTIONS}. Received: attention={attention!r}")
-        self.attention = attention
-        if attention_units is not None:
-            _check_positive_int(attention_units, "attention_units")
-            if attention != "additive":
-                raise ValueError(
-                    "`attention_units` is only used by attention='additive'. Received: "
-                    f"attention_units={attention_units!r} with attention={attention!r}"
-                )
-        self.attention_units = attention_units
-        try:
-            keras.activations.get(combine_activation)
-            valid = isinstance(combine_activation, str)
-        except (ValueError, TypeError):
-            valid = False
-        if not valid:
-            raise ValueError(
-                "`combine_activation` must be the name of a Keras activation, such as "
-                f"'tanh' or 'linear'. Received: combine_activation={combine_activation!r}"
-            )
-        self.combine_activation = combine_activation
-        self.cell = _check_cell(cell)
+        self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.units = check_positive_int(units, "units")
+        self.attention = check_choice(attention, "attention", _ATTENTIONS)
+        self.attention_units = check_positive_int(attention_units, "attention_units", allow_none=True)
+        if attention_units is not None and self.attention != "additive":  # only it has a width
+            raise ValueError(message("attention_units", f"None with attention={attention!r}", attention_units))
+        self.combine_activation = check_activation(combine_activation, "combine_activation")
+        self.cell = check_choice(cell, "cell", _CELLS)
         self.supports_masking = True
 
     def build(self, target_tokens_shape, encoder_outputs_shape=None, initial_state_shape=None):
-        if len(target_tokens_shape) != 2:
-            raise ValueError(
-                "`target_tokens` must have shape (batch_size, T). Received: "
-                f"target_tokens with shape {tuple(target_tokens_shape)}"
-            )
-        if encoder_outputs_shape is None or len(encoder_outputs_shape) != 3:
-            raise ValueError(
-                "`encoder_outputs` must have shape (batch_size, S, dv). Received: "
-                f"encoder_outputs with shape {encoder_outputs_shape}"
-            )
-        batch_size, length = target_tokens_shape
+        batch_size, length = check_shape_rank(target_tokens_shape, "target_tokens", 2, "(batch_size, T)")
+        if encoder_outputs_shape is None:
+            raise ValueError("`encoder_outputs` must have shape (batch_size, S, dv). Received: None")
+        check_shape_rank(encoder_outputs_shape, "encoder_outputs", 3, "(batch_size, S, dv)")
         self.embedding = keras.layers.Embedding(
             self.vocab_size, self.embedding_dim, mask_zero=True, name="embedding", dtype=self.dtype_policy
         )
@@ -299,14 +243,12 @@ class AttentionDecoder(keras.layers.Layer):
         self.rnn.build((batch_size, length, self.embedding_dim))
         hidden_shape = (batch_size, length, self.units)
         if self.attention is not None:
-            from course_lib import layers
-
             if self.attention == "additive":
-                self.attention_layer = layers.AdditiveAttention(
+                self.attention_layer = AdditiveAttention(
                     self.attention_units or self.units, name="attention", dtype=self.dtype_policy
                 )
             else:
-                self.attention_layer = layers.LuongAttention("general", name="attention", dtype=self.dtype_policy)
+                self.attention_layer = LuongAttention("general", name="attention", dtype=self.dtype_policy)
             self.attention_layer.build(hidden_shape, encoder_outputs_shape)
             self.combine = keras.layers.Dense(
                 self.units, activation=self.combine_activation, name="combine", dtype=self.dtype_policy
@@ -335,30 +277,18 @@ class AttentionDecoder(keras.layers.Layer):
         if self.attention is None:
             return self.output_projection(hidden), None, state
         context, weights = self.attention_layer(
-            hidden,
-            encoder_outputs,
-            query_mask=target_mask,
-            value_mask=encoder_outputs_mask,
-            return_attention_scores=True,
-            training=training,
+            hidden, encoder_outputs, query_mask=target_mask, value_mask=encoder_outputs_mask,
+            return_attention_scores=True, training=training,
         )  # context: (batch, T, dv), weights: (batch, T, S)
         combined = self.combine(ops.concatenate([hidden, context], axis=-1))  # (batch, T, units)
         return self.output_projection(combined), weights, state
 
     def call(
-        self,
-        target_tokens,
-        encoder_outputs,
-        initial_state,
-        encoder_outputs_mask=None,
-        return_attention_scores=False,
-        training=None,
+        self, target_tokens, encoder_outputs, initial_state, encoder_outputs_mask=None,
+        return_attention_scores=False, training=None,
     ):
-        if return_attention_scores and self.attention is None:
-            raise ValueError(
-                "`return_attention_scores=True` needs a decoder with attention. "
-                f"Received: return_attention_scores=True with attention={self.attention!r}"
-            )
+        if return_attention_scores and self.attention is None:  # no attention, no weights
+            raise ValueError(message("return_attention_scores", "False with attention=None", True))
         state = self._check_state(initial_state)
         logits, weights, _ = self._decode(target_tokens, encoder_outputs, state, encoder_outputs_mask, training)
         return (logits, weights) if return_attention_scores else logits
@@ -379,10 +309,7 @@ class AttentionDecoder(keras.layers.Layer):
             `(batch_size, S)` (`None` without attention).
         """
         tokens = ops.convert_to_tensor(tokens)
-        if len(tokens.shape) != 1:
-            raise ValueError(
-                f"`tokens` must have shape (batch_size,). Received: tokens with shape {tuple(tokens.shape)}"
-            )
+        check_shape_rank(tokens.shape, "tokens", 1, "(batch_size,)")
         checked = self._check_state(state)
         logits, weights, new_state = self._decode(
             tokens[:, None], encoder_outputs, checked, encoder_outputs_mask, training=False
@@ -397,13 +324,8 @@ class AttentionDecoder(keras.layers.Layer):
         return (*target_tokens_shape, self.vocab_size)
 
     def compute_output_spec(
-        self,
-        target_tokens,
-        encoder_outputs,
-        initial_state,
-        encoder_outputs_mask=None,
-        return_attention_scores=False,
-        training=None,
+        self, target_tokens, encoder_outputs, initial_state, encoder_outputs_mask=None,
+        return_attention_scores=False, training=None,
     ):
         logits = keras.KerasTensor((*target_tokens.shape, self.vocab_size), dtype=self.compute_dtype)
         if not return_attention_scores:
@@ -425,21 +347,13 @@ class AttentionDecoder(keras.layers.Layer):
 
 
 def build_seq2seq(
-    source_vocab_size,
-    target_vocab_size,
-    embedding_dim,
-    units,
-    attention=None,
-    cell="gru",
-    bidirectional=False,
-    attention_units=None,
-    combine_activation="tanh",
-    name="seq2seq",
+    source_vocab_size, target_vocab_size, embedding_dim, units, attention=None, cell="gru",
+    bidirectional=False, attention_units=None, combine_activation="tanh", name="seq2seq",
 ):
     """A `keras.Model` `[source, target_in] -> logits`: `RNNEncoder` + `AttentionDecoder`.
 
     The layers are named `"encoder"` and `"decoder"` (`model.get_layer("decoder")`),
-    which `greedy_decode` and `attention_weights` use.
+    which `next_token_function` and `attention_weights` use.
 
     Args:
         source_vocab_size: number of source token ids (0 = PAD).
@@ -459,17 +373,17 @@ def build_seq2seq(
         A `keras.Model` with inputs `source (batch_size, S)` and
         `target_in (batch_size, T)` (integer tokens, 0-padded) and output logits
         `(batch_size, T, target_vocab_size)`, which carry the target padding mask.
+
+    Example:
+
+    >>> model = build_seq2seq(12, 9, embedding_dim=4, units=6, attention="additive")
+    >>> tuple(model([np.array([[3, 4, 5]]), np.array([[1, 7, 8, 2]])]).shape)
+    (1, 4, 9)
     """
     encoder = RNNEncoder(source_vocab_size, embedding_dim, units, cell=cell, bidirectional=bidirectional, name="encoder")
     decoder = AttentionDecoder(
-        target_vocab_size,
-        embedding_dim,
-        units,
-        attention=attention,
-        cell=cell,
-        attention_units=attention_units,
-        combine_activation=combine_activation,
-        name="decoder",
+        target_vocab_size, embedding_dim, units, attention=attention, cell=cell,
+        attention_units=attention_units, combine_activation=combine_activation, name="decoder",
     )
     source = keras.Input(shape=(None,), dtype="int32", name="source")
     target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
@@ -479,214 +393,96 @@ def build_seq2seq(
 
 
 def _seq2seq_parts(model):
+    """The encoder and decoder of a `build_seq2seq` model, or `None` for another model."""
+    if not isinstance(model, keras.Model):
+        return None
     try:
         encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
     except ValueError:
-        encoder = decoder = None
-    if not isinstance(encoder, RNNEncoder) or not isinstance(decoder, AttentionDecoder):
-        raise ValueError(
-            "`model` must be a model from `build_seq2seq` (layers named 'encoder' and "
-            f"'decoder') or a function next_token_logits(source, prefix). Received: model={model!r}"
-        )
-    return encoder, decoder
+        return None
+    if isinstance(encoder, RNNEncoder) and isinstance(decoder, AttentionDecoder):
+        return encoder, decoder
+    return None
+
+
+def _checked_parts(model):
+    parts = _seq2seq_parts(model)
+    if parts is None:
+        raise ValueError(message("model", "a model from `build_seq2seq` (layers 'encoder' and 'decoder')", model))
+    return parts
+
+
+def _tokens(array, name):
+    array = np.asarray(array)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(message(name, "an integer array of shape (batch_size, length)", array))
+    return ops.convert_to_tensor(array, dtype="int32")
 
 
 def attention_weights(model, source_tokens, target_in):
     """The teacher-forced attention weights of a `build_seq2seq` model with attention.
 
-    Returns a numpy array of shape `(batch_size, T, S)`."""
-    encoder, decoder = _seq2seq_parts(model)
-    source_tokens = ops.convert_to_tensor(np.asarray(source_tokens), dtype="int32")
-    target_in = ops.convert_to_tensor(np.asarray(target_in), dtype="int32")
+    Args:
+        model: a model from `build_seq2seq` with `attention` set.
+        source_tokens: integer array `(batch_size, S)`, padded with 0.
+        target_in: integer array `(batch_size, T)`, the decoder's input (START first).
+
+    Returns:
+        A numpy array of shape `(batch_size, T, S)`; padded source positions get 0.
+
+    Example:
+
+    >>> model = build_seq2seq(12, 12, embedding_dim=4, units=6, attention="luong")
+    >>> weights = attention_weights(model, np.array([[3, 4, 0]]), np.array([[1, 5]]))
+    >>> weights.shape, bool(weights[0, :, 2].max() == 0.0)
+    ((1, 2, 3), True)
+    """
+    encoder, decoder = _checked_parts(model)
+    source_tokens, target_in = _tokens(source_tokens, "source_tokens"), _tokens(target_in, "target_in")
     encoder_outputs, state = encoder(source_tokens)
     mask = ops.not_equal(source_tokens, PAD)
     _, weights = decoder(target_in, encoder_outputs, state, encoder_outputs_mask=mask, return_attention_scores=True)
     return ops.convert_to_numpy(weights)
 
 
-def _rnn_next_token_fn(model, source_tokens):
-    """`next_token(prefix) -> (logits, weights)` for a seq2seq model, carrying the RNN
-    state: the encoder runs once and each call feeds only the prefix's last token."""
-    encoder, decoder = _seq2seq_parts(model)
-    source = ops.convert_to_tensor(source_tokens, dtype="int32")
+def next_token_function(model, source_tokens):
+    """The step function of a `build_seq2seq` model, for `course_lib.decoding`.
+
+    The encoder runs once, here; each step feeds the last token of the prefix,
+    `prefix[:, index]`, to `AttentionDecoder.step` and carries the RNN state, so a
+    step costs one RNN step whatever the length so far. The weights of each step are
+    the attention weights `(batch_size, S)` (`None` without attention).
+    `greedy_decode(model, source_tokens, ...)` calls this function itself.
+
+    Args:
+        model: a model from `build_seq2seq`.
+        source_tokens: integer array `(batch_size, S)`, padded with 0.
+
+    Returns:
+        A `course_lib.decoding.NextTokenFunction`.
+
+    Example:
+
+    >>> from course_lib.decoding import greedy_decode
+    >>> model = build_seq2seq(12, 12, embedding_dim=4, units=6, attention="additive")
+    >>> function = next_token_function(model, np.array([[3, 4, 5], [6, 0, 0]]))
+    >>> tokens, weights = greedy_decode(function, max_length=4)
+    >>> tokens.shape[0], weights.shape[0], weights.shape[2]
+    (2, 2, 3)
+    """
+    encoder, decoder = _checked_parts(model)
+    source = _tokens(source_tokens, "source_tokens")
     encoder_outputs, state = encoder(source)
     mask = ops.not_equal(source, PAD)
-    memory = {"state": state}
 
-    def next_token(prefix):
-        logits, memory["state"], weights = decoder.step(
-            ops.convert_to_tensor(prefix[:, -1], dtype="int32"), memory["state"], encoder_outputs, mask
-        )
-        return logits, weights
+    def step(prefix, state, index):
+        tokens = ops.convert_to_tensor(prefix[:, index], dtype="int32")  # (batch,)
+        logits, state, weights = decoder.step(tokens, state, encoder_outputs, mask)
+        return logits, weights, state
 
-    return next_token
+    return NextTokenFunction(step, batch_size=int(source.shape[0]), initial_state=state)
 
 
-def greedy_decode(model, source_tokens, max_length, start_id=START, end_id=END, pad_id=PAD):
-    """Generate target sequences one token at a time, always taking the most likely token.
-
-    Starting from `START`, the token with the largest logit is appended to the prefix
-    until every sequence has produced `end_id` or `max_length` tokens were generated.
-    After its END a sequence is filled with `pad_id`.
-
-    Args:
-        model: a model from `build_seq2seq` (the encoder runs once, the decoder carries
-            its RNN state), or any function `next_token_logits(source, prefix)` that
-            takes the source tokens `(batch_size, S)` and the prefix generated so far
-            `(batch_size, t)` (starting with START) and returns the logits of the next
-            token `(batch_size, vocab_size)`, or a pair `(logits, weights)` with
-            attention weights `(batch_size, S)`.
-        source_tokens: integer array of shape `(batch_size, S)`, padded with 0.
-        max_length: the most tokens to generate (END included).
-        start_id: the START token id. Defaults to `1`.
-        end_id: the END token id. Defaults to `2`.
-        pad_id: the id written after END. Defaults to `0`.
-
-    Returns:
-        `(tokens, weights)`: `tokens` a numpy int array of shape `(batch_size, L)` with
-        `L <= max_length` (START not included, END included when produced);
-        `weights` a numpy array `(batch_size, L, S)` of the attention weights at each
-        step, or `None` when the model gives none.
-    """
-    source_tokens = np.asarray(source_tokens)
-    if source_tokens.ndim != 2 or not np.issubdtype(source_tokens.dtype, np.integer):
-        raise ValueError(
-            "`source_tokens` must be an integer array of shape (batch_size, S). Received: "
-            f"source_tokens with shape {source_tokens.shape} and dtype {source_tokens.dtype}"
-        )
-    max_length = _check_positive_int(max_length, "max_length")
-    if isinstance(model, keras.Model):
-        next_token = _rnn_next_token_fn(model, source_tokens)  # raises if not seq2seq
-    elif callable(model):
-
-        def next_token(prefix):
-            return model(source_tokens, prefix)
-
-    else:
-        raise TypeError(
-            "`model` must be a model from `build_seq2seq` or a function "
-            f"next_token_logits(source, prefix). Received: model={model!r}"
-        )
-
-    batch_size = source_tokens.shape[0]
-    prefix = np.full((batch_size, 1), start_id, dtype="int32")
-    finished = np.zeros(batch_size, dtype=bool)
-    steps_weights = []
-    for _ in range(max_length):
-        result = next_token(prefix)
-        logits, weights = result if isinstance(result, tuple) else (result, None)
-        logits = ops.convert_to_numpy(logits)
-        if logits.ndim != 2 or logits.shape[0] != batch_size:
-            raise ValueError(
-                "The model must give next-token logits of shape (batch_size, vocab_size). "
-                f"Received: logits with shape {logits.shape}"
-            )
-        tokens = np.argmax(logits, axis=-1).astype("int32")
-        tokens = np.where(finished, pad_id, tokens)
-        prefix = np.concatenate([prefix, tokens[:, None]], axis=1)
-        if weights is not None:
-            steps_weights.append(ops.convert_to_numpy(weights))
-        finished |= tokens == end_id
-        if finished.all():
-            break
-    weights = np.stack(steps_weights, axis=1) if steps_weights else None
-    return prefix[:, 1:], weights
-
-
-def exact_match(predicted, expected, end_id=END, pad_id=PAD):
-    """Per-sequence exact match: `True` where `predicted` equals `expected` up to END.
-
-    Each sequence is cut after its first `end_id` (or at its first `pad_id`), then the
-    two token lists must be identical: same tokens, same length. `mean()` of the
-    result is the exact-match accuracy.
-
-    Args:
-        predicted: integer array `(batch_size, L1)`, e.g. from `greedy_decode`.
-        expected: integer array `(batch_size, L2)`, e.g. the targets without START.
-        end_id: the END token id. Defaults to `2`.
-        pad_id: the padding id. Defaults to `0`.
-
-    Returns:
-        A boolean numpy array of shape `(batch_size,)`.
-    """
-    predicted, expected = np.asarray(predicted), np.asarray(expected)
-    for name, array in (("predicted", predicted), ("expected", expected)):
-        if array.ndim != 2:
-            raise ValueError(f"`{name}` must have shape (batch_size, length). Received: {name} with shape {array.shape}")
-    if predicted.shape[0] != expected.shape[0]:
-        raise ValueError(
-            "`predicted` and `expected` must hold the same number of sequences. Received: "
-            f"predicted with shape {predicted.shape} and expected with shape {expected.shape}"
-        )
-    return np.array([_cut(p, end_id, pad_id) == _cut(e, end_id, pad_id) for p, e in zip(predicted, expected)])
-
-
-def _cut(tokens, end_id, pad_id):
-    out = []
-    for token in tokens.tolist():
-        if token == pad_id:
-            break
-        out.append(token)
-        if token == end_id:
-            break
-    return out
-
-
-class LengthBucketedBatches(keras.utils.PyDataset):
-    """Teacher-forcing batches of sequences of similar length, for `model.fit`.
-
-    The pairs are sorted by source length (ties broken at random), cut into batches of
-    `batch_size`, and each batch is trimmed to its own longest source and target: a
-    batch of short sequences costs a short RNN loop instead of one over the longest
-    sequence of the data set. The batch order is shuffled every epoch.
-
-    Each item is `((source, target_in), target_out)` with `target_in = targets[:, :-1]`
-    and `target_out = targets[:, 1:]`, as `build_seq2seq` models expect.
-
-    Keras infers the input signature from the first two batches, leaving free only the
-    axes whose sizes differ: the first two batches are therefore always of different
-    lengths, so that the length axis stays free.
-
-    Args:
-        sources: integer array `(num_samples, S)`, right-padded with 0.
-        targets: integer array `(num_samples, T + 1)`, `[START, ..., END, PAD...]`.
-        batch_size: sequences per batch.
-        seed: seed of the tie-breaking and of the batch order. Defaults to `0`.
-        **kwargs: `keras.utils.PyDataset` arguments (`workers`, ...).
-    """
-
-    def __init__(self, sources, targets, batch_size, seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.sources, self.targets = np.asarray(sources), np.asarray(targets)
-        if self.sources.ndim != 2 or self.targets.ndim != 2 or len(self.sources) != len(self.targets):
-            raise ValueError(
-                "`sources` and `targets` must be 2-D arrays with the same number of rows. "
-                f"Received: sources with shape {self.sources.shape} and targets with shape {self.targets.shape}"
-            )
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-        lengths = np.sum(self.sources != PAD, axis=1)
-        order = np.lexsort((self._rng.random(len(lengths)), lengths))  # by length, ties at random
-        self._batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        self._order = np.arange(len(self._batches))
-        self.on_epoch_end()
-
-    def __len__(self):
-        return len(self._batches)
-
-    def __getitem__(self, index):
-        rows = self._batches[self._order[index]]
-        sources, targets = self.sources[rows], self.targets[rows]
-        source_length = max(1, int(np.sum(sources != PAD, axis=1).max()))
-        target_length = max(2, int(np.sum(targets != PAD, axis=1).max()))
-        sources, targets = sources[:, :source_length], targets[:, :target_length]
-        return (sources, targets[:, :-1]), targets[:, 1:]
-
-    def on_epoch_end(self):
-        self._rng.shuffle(self._order)
-        if len(self._order) > 1:
-            widths = [self[i][0][0].shape[1] for i in range(len(self._order))]
-            first = next((i for i in range(1, len(widths)) if widths[i] != widths[0]), None)
-            if first is not None:  # put a batch of another length second
-                self._order[[1, first]] = self._order[[first, 1]]
+@register_next_token_provider
+def _provide_next_token_function(model, source_tokens):
+    return next_token_function(model, source_tokens) if _seq2seq_parts(model) is not None else None

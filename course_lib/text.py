@@ -12,10 +12,11 @@ every run gives the same ids (no hashing, no backend, no file):
 4. `TextVectorizer.encode` / `target_pair`: ids, padded with `PAD` to one length; a
    target sentence gives `target_in = [START, w1, ..., wn]` (what the decoder reads,
    teacher forcing) and `target_out = [w1, ..., wn, END]` (what it must predict).
-5. `TextVectorizer.decode`: ids back to text, stopping at the first `END`.
+5. `TextVectorizer.decode`: ids back to text, stopping at the first `END`;
+   `normalize(sentence)` puts a reference sentence in the same form.
 
-Reserved ids: `PAD = 0`, `START = 1`, `END = 2` (imported from `course_lib.datasets`),
-and `OOV = 3` for every token outside the vocabulary.
+Reserved ids and strings come from `course_lib.tokens`: `PAD = 0`, `START = 1`,
+`END = 2`, and `OOV = 3` for every token outside the vocabulary.
 """
 
 import re
@@ -24,10 +25,8 @@ from collections import Counter
 
 import numpy as np
 
-from course_lib.datasets import END, PAD, START
-
-OOV = 3
-RESERVED_TOKENS = ("", "[start]", "[end]", "[UNK]")
+from course_lib.checks import check_int, check_positive_int, message
+from course_lib.tokens import END, OOV, PAD, RESERVED_TOKENS, START
 
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)+|\w+(?:[-']\w+)*|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,!?;:%)]}…")
@@ -36,21 +35,16 @@ _NO_SPACE_AFTER = set("([{¿¡")
 
 def _check_sentence(sentence, name="sentence"):
     if not isinstance(sentence, str):
-        raise TypeError(
-            f"`{name}` must be a str. Received: {name}={sentence!r} "
-            f"of type {type(sentence).__name__}"
-        )
+        raise TypeError(message(name, "a str", sentence))
 
 
 def _check_sentences(sentences, name="sentences"):
     """`sentences` as a list of str, or an error naming the argument."""
     if isinstance(sentences, str) or not hasattr(sentences, "__iter__"):
-        raise TypeError(
-            f"`{name}` must be a list of str (not a single str). Received: {name}={sentences!r}"
-        )
+        raise TypeError(message(name, "a list of str (not a single str)", sentences))
     sentences = list(sentences)
     if not sentences:
-        raise ValueError(f"`{name}` must not be empty. Received: {name}=[]")
+        raise ValueError(message(name, "a non-empty list of str", sentences))
     for index, sentence in enumerate(sentences):
         _check_sentence(sentence, f"{name}[{index}]")
     return sentences
@@ -60,8 +54,13 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 
 
 def standardize(sentence):
-    """Unicode NFC, typographic apostrophes to `'`, lowercase: `"Ich Weiß"` ->
-    `"ich weiß"`, `"Don’t"` -> `"don't"`."""
+    """Unicode NFC, typographic apostrophes to `'`, lowercase.
+
+    Example:
+
+    >>> standardize("Ich Weiß"), standardize("Don’t")
+    ('ich weiß', "don't")
+    """
     _check_sentence(sentence)
     return unicodedata.normalize("NFC", sentence).translate(_APOSTROPHES).lower()
 
@@ -69,8 +68,10 @@ def standardize(sentence):
 def tokenize(sentence):
     """Standardise `sentence` and split it into words and punctuation marks.
 
-    `tokenize("Wo ist's? Im E-Mail-Fach.")` -> `["wo", "ist's", "?", "im",
-    "e-mail-fach", "."]`.
+    Example:
+
+    >>> tokenize("Wo ist's? Im E-Mail-Fach.")
+    ['wo', "ist's", '?', 'im', 'e-mail-fach', '.']
     """
     return _TOKEN.findall(standardize(sentence))
 
@@ -78,9 +79,15 @@ def tokenize(sentence):
 def detokenize(tokens):
     """Join tokens into text: one space between words, none before `.,!?;:` and
     closing brackets, none after opening brackets. Inverse of `tokenize` on
-    standardised, normally spaced text."""
+    standardised, normally spaced text.
+
+    Example:
+
+    >>> detokenize(["wo", "ist's", "?", "(", "hier", ")"])
+    "wo ist's? (hier)"
+    """
     if isinstance(tokens, str) or not hasattr(tokens, "__iter__"):
-        raise TypeError(f"`tokens` must be a list of str. Received: tokens={tokens!r}")
+        raise TypeError(message("tokens", "a list of str", tokens))
     text = ""
     for index, token in enumerate(tokens):
         _check_sentence(token, f"tokens[{index}]")
@@ -88,6 +95,18 @@ def detokenize(tokens):
             text += " "
         text += token
     return text
+
+
+def normalize(sentence):
+    """`detokenize(tokenize(sentence))`: the form in which `TextVectorizer.decode` writes
+    text (lowercase, normal spacing), so the form to score translations in.
+
+    Example:
+
+    >>> normalize("Das  ist   GUT !")
+    'das ist gut!'
+    """
+    return detokenize(tokenize(sentence))
 
 
 class TextVectorizer:
@@ -126,16 +145,8 @@ class TextVectorizer:
     """
 
     def __init__(self, max_tokens=None, vocabulary=None):
-        if max_tokens is not None and (
-            isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer))
-            or max_tokens < len(RESERVED_TOKENS)
-        ):
-            raise ValueError(
-                f"`max_tokens` must be None or an integer >= {len(RESERVED_TOKENS)} "
-                f"(the reserved tokens {list(RESERVED_TOKENS)} count). "
-                f"Received: max_tokens={max_tokens!r}"
-            )
-        self.max_tokens = None if max_tokens is None else int(max_tokens)
+        # At least the reserved tokens, which count in the vocabulary size.
+        self.max_tokens = check_int(max_tokens, "max_tokens", minimum=len(RESERVED_TOKENS), allow_none=True)
         self._vocabulary = None
         self._index = None
         if vocabulary is not None:
@@ -161,12 +172,12 @@ class TextVectorizer:
         duplicates = sorted(t for t, n in Counter(vocabulary).items() if n > 1)
         if duplicates:
             raise ValueError(
-                f"`vocabulary` must not repeat tokens. Received duplicates: {duplicates[:10]}"
+                f"`vocabulary` must not repeat tokens. Received: vocabulary with duplicates {duplicates[:10]}"
             )
         if self.max_tokens is not None and len(vocabulary) > self.max_tokens:
             raise ValueError(
-                f"`vocabulary` has {len(vocabulary)} tokens, more than max_tokens="
-                f"{self.max_tokens}."
+                f"`vocabulary` must hold at most max_tokens={self.max_tokens} tokens, the reserved "
+                f"ones included. Received: vocabulary with {len(vocabulary)} tokens"
             )
         self._set(vocabulary)
 
@@ -198,13 +209,9 @@ class TextVectorizer:
         return [self._index.get(token, OOV) for token in tokenize(sentence)]
 
     def _pad(self, rows, sequence_length, name):
+        sequence_length = check_positive_int(sequence_length, name, allow_none=True)
         if sequence_length is None:
             sequence_length = max(len(row) for row in rows)
-        elif (isinstance(sequence_length, bool) or not isinstance(sequence_length, (int, np.integer))
-              or sequence_length < 1):
-            raise ValueError(
-                f"`{name}` must be None or a positive integer. Received: {name}={sequence_length!r}"
-            )
         ids = np.full((len(rows), sequence_length), PAD, dtype="int32")
         for i, row in enumerate(rows):
             row = row[:sequence_length]
@@ -237,15 +244,12 @@ class TextVectorizer:
         """Tokens of one id sequence: `PAD` and `START` skipped, stop at the first `END`."""
         self._require_vocabulary()
         ids = np.asarray(ids)
-        if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
-            raise ValueError(
-                f"`ids` must be a 1-D sequence of integers. Received: ids with shape "
-                f"{ids.shape} and dtype {ids.dtype}"
-            )
+        if ids.ndim != 1:
+            raise ValueError(message("ids", "a 1-D sequence of integers", ids))
+        if not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
+            raise TypeError(message("ids", "a 1-D sequence of integers", ids))
         if ids.size and (ids.min() < 0 or ids.max() >= len(self._vocabulary)):
-            raise ValueError(
-                f"`ids` must lie in [0, {len(self._vocabulary) - 1}]. Received: ids={ids.tolist()}"
-            )
+            raise ValueError(message("ids", f"integers in [0, {len(self._vocabulary) - 1}]", ids.tolist()))
         tokens = []
         for i in ids.tolist():
             if i == END:

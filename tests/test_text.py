@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from course_lib import text
-from course_lib.text import END, OOV, PAD, START, TextVectorizer
+from course_lib import text, tokens
+from course_lib.text import TextVectorizer
+from course_lib.tokens import END, OOV, PAD, START
+from tests.helpers import error_case, raises_naming
 
 GERMAN = [
     "Ich weiß nicht, wo er ist.",
@@ -25,15 +27,19 @@ def vectorizer():
     return v
 
 
-def test_reserved_ids_match_datasets():
-    from course_lib import datasets
-
-    assert (PAD, START, END) == (datasets.PAD, datasets.START, datasets.END) == (0, 1, 2)
-
-
-def test_reserved_tokens_come_first(vectorizer):
-    assert vectorizer.get_vocabulary()[:4] == ["", "[start]", "[end]", "[UNK]"]
+def test_reserved_tokens_come_first_at_their_ids(vectorizer):
+    vocabulary = vectorizer.get_vocabulary()
+    assert vocabulary[:4] == ["", "[start]", "[end]", "[UNK]"] == list(tokens.RESERVED_TOKENS)
     assert (PAD, START, END, OOV) == (0, 1, 2, 3)
+    assert [vocabulary[i] for i in (PAD, START, END, OOV)] == [
+        tokens.PAD_TOKEN, tokens.START_TOKEN, tokens.END_TOKEN, tokens.OOV_TOKEN
+    ]
+
+
+def test_normalize_is_the_form_decode_writes(vectorizer):
+    sentence = "Ist  das   DEIN Hund ?"
+    assert text.normalize(sentence) == "ist das dein hund?"
+    assert vectorizer.decode(vectorizer.encode([sentence])[0]) == text.normalize(sentence)
 
 
 @pytest.mark.parametrize(
@@ -145,54 +151,50 @@ def test_vocabulary_argument_adds_reserved_tokens():
     assert v.encode(["Hallo Welt!"]).tolist() == [[4, 5, OOV]]
 
 
+V = TextVectorizer(vocabulary=["ich", "bin"])
+
+
 @pytest.mark.parametrize(
-    "kwargs, error, match",
+    "make, exception, name",
     [
-        ({"max_tokens": 3}, ValueError, "max_tokens=3"),
-        ({"max_tokens": 0}, ValueError, "max_tokens=0"),
-        ({"max_tokens": 10.5}, ValueError, "max_tokens=10.5"),
-        ({"max_tokens": True}, ValueError, "max_tokens=True"),
-        ({"vocabulary": ["a", "a"]}, ValueError, "duplicates"),
-        ({"vocabulary": ["a", "b", "c"], "max_tokens": 5}, ValueError, "max_tokens=5"),
-        ({"vocabulary": []}, ValueError, "vocabulary"),
+        error_case("max_tokens-3", lambda: TextVectorizer(max_tokens=3), ValueError, "max_tokens"),
+        error_case("max_tokens-0", lambda: TextVectorizer(max_tokens=0), ValueError, "max_tokens"),
+        error_case("max_tokens-float", lambda: TextVectorizer(max_tokens=10.5), TypeError, "max_tokens"),
+        error_case("max_tokens-bool", lambda: TextVectorizer(max_tokens=True), TypeError, "max_tokens"),
+        error_case("duplicate-vocabulary", lambda: TextVectorizer(vocabulary=["a", "a"]), ValueError, "vocabulary"),
+        error_case("vocabulary-too-big", lambda: TextVectorizer(max_tokens=5, vocabulary=["a", "b", "c"]), ValueError, "vocabulary"),
+        error_case("empty-vocabulary", lambda: TextVectorizer(vocabulary=[]), ValueError, "vocabulary"),
+        error_case("sequence_length-0", lambda: V.encode(["ich"], sequence_length=0), ValueError, "sequence_length"),
+        error_case("sequence_length-float", lambda: V.target_pair(["ich"], sequence_length=2.0), TypeError, "sequence_length"),
+        error_case("ids-out-of-range", lambda: V.decode([1, 10_000]), ValueError, "ids"),
+        error_case("ids-float", lambda: V.decode([0.5, 1.5]), TypeError, "ids"),
+        error_case("ids-3d", lambda: V.ids_to_tokens([[[4]]]), ValueError, "ids"),
+        error_case("tokenize-bytes", lambda: text.tokenize(b"bytes"), TypeError, "sentence"),
+        error_case("detokenize-str", lambda: text.detokenize("not a list"), TypeError, "tokens"),
+        error_case("detokenize-item", lambda: text.detokenize(["a", 3]), TypeError, "tokens[1]"),
     ],
-    ids=["max_tokens-3", "max_tokens-0", "max_tokens-float", "max_tokens-bool",
-         "duplicate-vocabulary", "vocabulary-too-big", "empty-vocabulary"],
 )
-def test_constructor_errors_name_the_argument(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        TextVectorizer(**kwargs)
+def test_errors_name_the_argument(make, exception, name):
+    with raises_naming(exception, name):
+        make()
 
 
 @pytest.mark.parametrize(
-    "sentences, error, match",
+    "sentences, exception, name",
     [
         ([], ValueError, "sentences"),
         ("just one string", TypeError, "sentences"),
-        (["fine", 3], TypeError, r"sentences\[1\]"),
+        (["fine", 3], TypeError, "sentences[1]"),
         (None, TypeError, "sentences"),
     ],
     ids=["empty-list", "bare-str", "non-str-item", "none"],
 )
-def test_adapt_and_encode_errors_name_the_argument(vectorizer, sentences, error, match):
-    with pytest.raises(error, match=match):
-        TextVectorizer().adapt(sentences)
-    with pytest.raises(error, match=match):
-        vectorizer.encode(sentences)
-    with pytest.raises(error, match=match):
-        vectorizer.target_pair(sentences)
+def test_adapt_encode_and_target_pair_errors_name_the_argument(vectorizer, sentences, exception, name):
+    for call in (TextVectorizer().adapt, vectorizer.encode, vectorizer.target_pair):
+        with raises_naming(exception, name):
+            call(sentences)
 
 
-def test_other_errors_name_the_argument(vectorizer):
-    with pytest.raises(ValueError, match="adapt"):
+def test_a_vectorizer_without_vocabulary_says_to_adapt_it():
+    with pytest.raises(ValueError, match=r"call `adapt\(sentences\)`"):
         TextVectorizer().encode(["no vocabulary yet"])
-    with pytest.raises(ValueError, match="sequence_length=0"):
-        vectorizer.encode(["ich"], sequence_length=0)
-    with pytest.raises(ValueError, match="ids"):
-        vectorizer.decode([1, 10_000])
-    with pytest.raises(ValueError, match="ids"):
-        vectorizer.decode([0.5, 1.5])
-    with pytest.raises(TypeError, match="sentence"):
-        text.tokenize(b"bytes")
-    with pytest.raises(TypeError, match="tokens"):
-        text.detokenize("not a list")

@@ -120,7 +120,7 @@ PREDICTED = np.array([[5, 4, 3, END], [6, 7, 7, END], [3, END, 5, 5], [8, 9, 8, 
 
 
 def _exact_match_accuracy():
-    from course_lib.seq2seq import exact_match
+    from course_lib.decoding import exact_match
 
     # Row 0 is right; row 1 has an extra 7; row 2 is right (what follows END does not
     # count); row 3 swaps two tokens.

@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 
 from course_lib.exercises import Case, Exercise, register
-from course_lib.text import END, PAD, START
+from course_lib.tokens import END, PAD, START
 
 # 04.1 ------------------------------------------------------------------------------
 

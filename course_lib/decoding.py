@@ -1,0 +1,253 @@
+"""Greedy decoding for any model that gives the logits of the next token, and exact match.
+
+The decoding loop knows nothing of RNNs or Transformers. A model takes part through a
+*step function*, in the convention of keras-hub's samplers:
+
+    step(prefix, state, index) -> (logits, weights, state)
+
+* `prefix`: an int32 numpy array `(batch_size, max_length + 1)` of fixed shape: START
+  at position 0, the tokens generated so far at positions `1 .. index`, `pad_id` after.
+* `state`: whatever the function carries from one step to the next (the RNN state of
+  `course_lib.seq2seq`, a key/value cache), or `None`. Keep every tensor in it batch
+  first, so that a beam search (not written yet) can reorder it along axis 0.
+* `index`: a numpy int32 scalar, the position of the last token known (0 at the first
+  step). The step returns the logits of the token at position `index + 1`,
+  `(batch_size, vocab_size)`, optional per-step `weights` (attention weights
+  `(batch_size, S)`, or `None`) and the new state.
+
+The buffer keeps one shape for the whole run and `index` is a numpy scalar, not a
+Python int, so a step compiled once with `tf.function` or `jax.jit` is traced once, not
+once per generated token. A function that carries a state reads only `prefix[:, index]`
+(the RNN decoder); one without reads the whole buffer under a causal mask and takes
+its logits at `index` (a Transformer decoder).
+
+`NextTokenFunction(step, batch_size, initial_state)` bundles a step function with what
+the loop needs to start it. A module that builds models lets `greedy_decode` accept them
+directly by registering a provider (`register_next_token_provider`):
+`course_lib.seq2seq` does for its `build_seq2seq` models.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import keras
+import numpy as np
+from keras import ops
+
+from course_lib.checks import check_int, check_positive_int, message
+from course_lib.tokens import END, PAD, START
+
+
+@dataclasses.dataclass(frozen=True)
+class NextTokenFunction:
+    """A step function `step(prefix, state, index) -> (logits, weights, state)` with
+    the batch size and the state it starts from (see the module's docstring).
+
+    Args:
+        step: the step function.
+        batch_size: the number of sequences it generates.
+        initial_state: the state at the first step. Defaults to `None`.
+
+    Example:
+
+    >>> def step(prefix, state, index):  # always predicts token 2 (END)
+    ...     return np.eye(4, dtype="float32")[[2, 2]], None, state
+    >>> tokens, _ = greedy_decode(NextTokenFunction(step, batch_size=2), max_length=5)
+    >>> tokens.tolist()
+    [[2], [2]]
+    """
+
+    step: Callable
+    batch_size: int
+    initial_state: Any = None
+
+    def __post_init__(self):
+        if not callable(self.step):
+            raise TypeError(message("step", "a function step(prefix, state, index)", self.step))
+        object.__setattr__(self, "batch_size", check_positive_int(self.batch_size, "batch_size"))
+
+
+_PROVIDERS = []
+
+
+def register_next_token_provider(provider):
+    """Let `greedy_decode` accept a kind of model.
+
+    `provider(model, source_tokens)` returns the `NextTokenFunction` of `model` for the
+    source tokens `(batch_size, S)` (an int numpy array), or `None` when `model` is not
+    of its kind. The module that builds such models registers it when imported, so a
+    model of that kind (even one loaded from a `.keras` file) always has its provider.
+    Returns `provider`, so it can be used as a decorator.
+    """
+    if not callable(provider):
+        raise TypeError(message("provider", "a function provider(model, source_tokens)", provider))
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+    return provider
+
+
+def _check_source_tokens(source_tokens):
+    array = np.asarray(source_tokens)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(message("source_tokens", "an integer array of shape (batch_size, S)", array))
+    return array
+
+
+def _next_token_function(model, source_tokens):
+    """What `greedy_decode` drives, from any of the accepted kinds of `model`."""
+    if isinstance(model, NextTokenFunction):
+        if source_tokens is not None:
+            raise ValueError(
+                message("source_tokens", "None with a NextTokenFunction (it holds its sources)", source_tokens)
+            )
+        return model
+    if source_tokens is None:
+        raise ValueError(message("source_tokens", "an integer array of shape (batch_size, S)", None))
+    source_tokens = _check_source_tokens(source_tokens)
+    for provider in _PROVIDERS:
+        function = provider(model, source_tokens)
+        if function is not None:
+            return function
+    if not callable(model) or isinstance(model, keras.Layer):  # a Keras model is callable too
+        raise TypeError(
+            message(
+                "model",
+                "a NextTokenFunction, a model with a registered next-token provider (for "
+                "example one from `course_lib.seq2seq.build_seq2seq`) or a function "
+                "next_token_logits(source_tokens, prefix)",
+                model,
+            )
+        )
+
+    def step(prefix, state, index):
+        result = model(source_tokens, prefix[:, : index + 1])  # the prefix so far: (batch, t)
+        logits, weights = result if isinstance(result, tuple) else (result, None)
+        return logits, weights, state
+
+    return NextTokenFunction(step, len(source_tokens))
+
+
+def greedy_decode(model, source_tokens=None, max_length=None, start_id=START, end_id=END, pad_id=PAD):
+    """Generate sequences one token at a time, always taking the most likely token.
+
+    Starting from `start_id`, the token with the largest logit is written after the
+    prefix until every sequence has produced `end_id` or `max_length` tokens were
+    generated. After its END a sequence is filled with `pad_id` (and the step function
+    reads `pad_id` there).
+
+    Args:
+        model: what gives the next-token logits, one of:
+            a `NextTokenFunction`, already bound to its sources (then leave
+            `source_tokens` out), for example
+            `course_lib.seq2seq.next_token_function(model, source_tokens)`;
+            a model whose module registered a provider (`register_next_token_provider`),
+            for example one from `course_lib.seq2seq.build_seq2seq`;
+            or a function `next_token_logits(source_tokens, prefix)` of the sources and
+            of the prefix generated so far `(batch_size, t)` (START first) that returns
+            the logits `(batch_size, vocab_size)` or a pair `(logits, weights)`.
+        source_tokens: integer array `(batch_size, S)`, padded with 0; needed unless
+            `model` is a `NextTokenFunction`. Defaults to `None`.
+        max_length: the most tokens to generate (END included).
+        start_id: the START token id. Defaults to `1`.
+        end_id: the END token id. Defaults to `2`.
+        pad_id: the id written after END. Defaults to `0`.
+
+    Returns:
+        `(tokens, weights)`: `tokens` an int32 numpy array `(batch_size, L)`, with
+        `L <= max_length` the number of steps run (START not included, END included
+        when produced); `weights` a numpy array `(batch_size, L, ...)` of the step
+        function's weights at each step (attention weights `(batch_size, L, S)`), or
+        `None` when it gives none.
+
+    Example:
+
+    >>> def copy_source(source_tokens, prefix):  # predicts the source token at t, then END
+    ...     t = prefix.shape[1] - 1
+    ...     tokens = source_tokens[:, t] if t < source_tokens.shape[1] else [END] * len(prefix)
+    ...     tokens = np.where(tokens == PAD, END, tokens)
+    ...     return np.eye(10, dtype="float32")[tokens]
+    >>> tokens, weights = greedy_decode(copy_source, np.array([[5, 6, 7], [8, 0, 0]]), max_length=6)
+    >>> tokens.tolist()
+    [[5, 6, 7, 2], [8, 2, 0, 0]]
+    >>> weights is None
+    True
+    """
+    function = _next_token_function(model, source_tokens)
+    max_length = check_positive_int(max_length, "max_length")
+    start_id, end_id, pad_id = (
+        check_int(value, name, minimum=0)
+        for value, name in ((start_id, "start_id"), (end_id, "end_id"), (pad_id, "pad_id"))
+    )
+    batch_size = function.batch_size
+    prefix = np.full((batch_size, max_length + 1), pad_id, dtype="int32")  # fixed shape
+    prefix[:, 0] = start_id
+    finished = np.zeros(batch_size, dtype=bool)
+    state, steps_weights, length = function.initial_state, [], 0
+    for index in range(max_length):
+        result = function.step(prefix.copy(), state, np.int32(index))
+        if not isinstance(result, tuple) or len(result) != 3:
+            raise ValueError(message("step", "a function that returns (logits, weights, state)", result))
+        logits, weights, state = result
+        logits = ops.convert_to_numpy(logits)
+        if logits.ndim != 2 or logits.shape[0] != batch_size:
+            raise ValueError(
+                f"The step must give logits of shape (batch_size, vocab_size), batch_size={batch_size}. "
+                f"Received: logits with shape {logits.shape}"
+            )
+        tokens = np.where(finished, pad_id, np.argmax(logits, axis=-1)).astype("int32")
+        prefix[:, index + 1] = tokens
+        length = index + 1
+        if weights is not None:
+            steps_weights.append(ops.convert_to_numpy(weights))
+        finished |= tokens == end_id
+        if finished.all():
+            break
+    weights = np.stack(steps_weights, axis=1) if steps_weights else None
+    return prefix[:, 1 : length + 1].copy(), weights
+
+
+def exact_match(predicted, expected, end_id=END, pad_id=PAD):
+    """Per-sequence exact match: `True` where `predicted` equals `expected` up to END.
+
+    Each sequence is cut after its first `end_id` (or at its first `pad_id`), then the
+    two token lists must be identical: same tokens, same length. `mean()` of the
+    result is the exact-match accuracy.
+
+    Args:
+        predicted: integer array `(batch_size, L1)`, e.g. from `greedy_decode`.
+        expected: integer array `(batch_size, L2)`, e.g. the targets without START.
+        end_id: the END token id. Defaults to `2`.
+        pad_id: the padding id. Defaults to `0`.
+
+    Returns:
+        A boolean numpy array of shape `(batch_size,)`.
+
+    Example:
+
+    >>> expected = np.array([[5, 4, END, PAD], [6, 7, END, PAD]])
+    >>> exact_match(np.array([[5, 4, END, 9], [6, 7, 7, END]]), expected).tolist()
+    [True, False]
+    """
+    predicted, expected = np.asarray(predicted), np.asarray(expected)
+    for name, array in (("predicted", predicted), ("expected", expected)):
+        if array.ndim != 2:
+            raise ValueError(message(name, "of shape (batch_size, length)", array))
+    if predicted.shape[0] != expected.shape[0]:
+        raise ValueError(
+            "`predicted` and `expected` must hold the same number of sequences. Received: "
+            f"predicted with shape {predicted.shape} and expected with shape {expected.shape}"
+        )
+    return np.array(
+        [_cut(p, end_id, pad_id) == _cut(e, end_id, pad_id) for p, e in zip(predicted, expected)], dtype=bool
+    )
+
+
+def _cut(tokens, end_id, pad_id):
+    out = []
+    for token in tokens.tolist():
+        if token == pad_id:
+            break
+        out.append(token)
+        if token == end_id:
+            break
+    return out
