@@ -13,6 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Jupyter's inline backend, or their figures would not be stored.
 
 
+def pytest_report_header(config):
+    """Say which backend this run uses: `course.py test` runs on TensorFlow, then JAX."""
+    return f"keras backend: {os.environ['KERAS_BACKEND']}"
+
+
 def pytest_collectstart(collector):
     if collector.fspath and collector.fspath.ext == ".ipynb":
         collector.skip_compare += ("stderr",)

