@@ -32,6 +32,11 @@ def keras_datasets_dir():
     `/tmp/.keras` (the system's temporary folder where there is no `/tmp`); then
     `datasets/`. Keras reads `$KERAS_HOME` when it is imported, so set it before
     importing Keras.
+
+    Example:
+
+    >>> keras_datasets_dir().name
+    'datasets'
     """
     if "KERAS_HOME" in os.environ:
         keras_home = os.environ["KERAS_HOME"]
@@ -65,7 +70,21 @@ def _missing_folders(folder):
 @contextlib.contextmanager
 def removing_new_empty_folders(folder):
     """Run a block; if it raises, remove the folders up to `folder` that it created and
-    left empty, then let the error through."""
+    left empty, then let the error through.
+
+    Example:
+
+    >>> base = Path(tempfile.mkdtemp())
+    >>> try:
+    ...     with removing_new_empty_folders(base / "a" / "b"):
+    ...         (base / "a" / "b").mkdir(parents=True)
+    ...         raise OSError("the download failed")
+    ... except OSError:
+    ...     pass
+    >>> (base / "a").exists()
+    False
+    >>> shutil.rmtree(base)
+    """
     missing = _missing_folders(folder)
     try:
         yield
@@ -87,6 +106,19 @@ def download(url, target, check=None, timeout=60):
     Raises:
         OSError (`urllib.error.URLError` included) when the file cannot be fetched or
         written, or whatever `check` raises.
+
+    Example:
+
+    >>> base = Path(tempfile.mkdtemp())
+    >>> _ = (base / "served.txt").write_text("hello")
+    >>> download((base / "served.txt").as_uri(), base / "cache" / "copy.txt").read_text()
+    'hello'
+    >>> try:
+    ...     download((base / "missing.txt").as_uri(), base / "other" / "copy.txt")
+    ... except OSError:
+    ...     print("failed;", "other" in [p.name for p in base.iterdir()])
+    failed; False
+    >>> shutil.rmtree(base)
     """
     target = Path(target)
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -113,6 +145,16 @@ def link_files(source_dir, names, target_dir):
     replaced), or a copy where symbolic links are not allowed (Windows without
     privileges). Files already in `target_dir` are never overwritten; names missing
     from `source_dir` are skipped, and nothing happens if `source_dir` does not exist.
+
+    Example:
+
+    >>> base = Path(tempfile.mkdtemp())
+    >>> (base / "debian").mkdir()
+    >>> _ = (base / "debian" / "a.gz").write_bytes(b"data")
+    >>> link_files(base / "debian", ["a.gz", "b.gz"], base / "cache")
+    >>> [p.name for p in (base / "cache").iterdir()], (base / "cache" / "a.gz").read_bytes()
+    (['a.gz'], b'data')
+    >>> shutil.rmtree(base)
     """
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     if not source_dir.is_dir():

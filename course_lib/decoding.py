@@ -78,6 +78,21 @@ def register_next_token_provider(provider):
     of its kind. The module that builds such models registers it when imported, so a
     model of that kind (even one loaded from a `.keras` file) always has its provider.
     Returns `provider`, so it can be used as a decorator.
+
+    Example:
+
+    >>> class Parrot:  # a "model" that always says the same token
+    ...     def __init__(self, token):
+    ...         self.token = token
+    >>> @register_next_token_provider
+    ... def _parrot_step(model, source_tokens):
+    ...     if not isinstance(model, Parrot):
+    ...         return None  # not ours: the next provider is asked
+    ...     logits = np.eye(5, dtype="float32")[[model.token] * len(source_tokens)]
+    ...     return NextTokenFunction(lambda prefix, state, index: (logits, None, state), len(source_tokens))
+    >>> greedy_decode(Parrot(END), np.array([[3, 4]]), max_length=3)[0].tolist()
+    [[2]]
+    >>> _PROVIDERS.remove(_parrot_step)  # (only to leave this example without a trace)
     """
     if not callable(provider):
         raise TypeError(message("provider", "a function provider(model, source_tokens)", provider))

@@ -259,3 +259,9 @@ def test_exact_match_of_batches_of_other_widths():
     assert exact_match(np.array([[5, 4, END], [6, 6, END]]), expected).tolist() == [True, False]
     with pytest.raises(ValueError, match="same number of sequences"):
         exact_match(expected[:1], expected)
+
+
+def test_the_decoding_loop_knows_no_model_module():
+    from tests.test_layers_namespace import MODULES, imported_modules
+
+    assert imported_modules("course_lib.decoding") & set(MODULES) == {"course_lib.checks", "course_lib.tokens"}
