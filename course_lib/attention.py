@@ -4,10 +4,11 @@ Three pieces live here:
 
 * numpy functions for lesson 01 (`softmax`, `three_step_attention`), small enough to
   read next to the maths and to step through in a debugger;
-* `scaled_dot_product_attention`, written with `keras.ops`, which every later layer of
-  the course calls (it runs on any Keras backend and is differentiable);
-* `ScaledDotProductAttention`, the same computation as a Keras layer with Keras's
-  masking rules (lesson 05).
+* `scaled_dot_product_attention` and `masked_softmax`, written with `keras.ops`, which
+  every later layer of the course calls (any Keras backend, differentiable);
+* `ScoredAttention`, the base of every single-head attention layer (masks, softmax,
+  dropout, shapes, configuration), and its first subclass `ScaledDotProductAttention`
+  (lesson 05). A subclass supplies only its score.
 
 Shapes follow Keras: `T` is the number of queries (target length), `S` the number of
 keys and values (source length), `d` the query/key width and `dv` the value width.
@@ -17,25 +18,18 @@ import math
 
 import keras
 import numpy as np
+from keras import ops
 
+from course_lib import checks
 from course_lib import masks as _masks
 
 
 def _as_float_array(x, name):
     """`x` as a floating numpy array, or a `TypeError` naming the argument."""
-    try:
-        array = np.asarray(x, dtype=float) if not isinstance(x, np.ndarray) else x
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"`{name}` must be an array of numbers. Received: {name}={x!r}"
-        ) from error
+    array = np.asarray(checks.check_array_like(x, name))
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise TypeError(
-            f"`{name}` must hold real numbers, not {array.dtype}. Received: {name}={x!r}"
-        )
-    if not np.issubdtype(array.dtype, np.floating):
-        array = array.astype(float)
-    return array
+        raise TypeError(checks.message(name, "an array of real numbers", x))
+    return array if np.issubdtype(array.dtype, np.floating) else array.astype(float)
 
 
 def softmax(x, axis=-1):
@@ -53,21 +47,19 @@ def softmax(x, axis=-1):
     Returns:
         A float array with the shape of `x`; every slice along `axis` is
         non-negative and sums to 1.
+
+    Example:
+
+    >>> softmax([1000.0, 1000.0]).tolist()  # the naive exp(1000) overflows
+    [0.5, 0.5]
     """
     x = _as_float_array(x, "x")
     if x.ndim == 0:
-        raise ValueError(
-            f"`x` must have at least one dimension. Received: x with shape {x.shape}"
-        )
+        raise ValueError(f"`x` must have at least one dimension. Received: x with shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"`x` must not be empty. Received: x with shape {x.shape}")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(
-            f"`axis` must be an integer in [{-x.ndim}, {x.ndim - 1}] for an input of "
-            f"shape {x.shape}. Received: axis={axis!r}"
-        )
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    exps = np.exp(shifted)
+    axis = checks.check_int(axis, "axis", minimum=-x.ndim, maximum=x.ndim - 1)
+    exps = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return exps / np.sum(exps, axis=axis, keepdims=True)
 
 
@@ -89,23 +81,21 @@ def three_step_attention(query, keys, values, scale=None):
     Returns:
         `(output, weights)`: for one query, shapes `(dv,)` and `(S,)`; for `T`
         queries, shapes `(T, dv)` and `(T, S)`.
+
+    Example:
+
+    >>> keys = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    >>> values = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]]
+    >>> output, weights = three_step_attention([1, 0, 1], keys, values, scale=1.0)
+    >>> np.round(weights, 4).tolist(), np.round(output, 4).tolist()
+    ([0.0, 0.0025, 0.9975], [0.6993, 0.7993, 0.8993])
     """
     query = _as_float_array(query, "query")
     keys = _as_float_array(keys, "keys")
     values = _as_float_array(values, "values")
-    if query.ndim not in (1, 2):
-        raise ValueError(
-            "`query` must have shape (d,) or (T, d). "
-            f"Received: query with shape {query.shape}"
-        )
-    if keys.ndim != 2:
-        raise ValueError(
-            f"`keys` must have shape (S, d). Received: keys with shape {keys.shape}"
-        )
-    if values.ndim != 2:
-        raise ValueError(
-            f"`values` must have shape (S, dv). Received: values with shape {values.shape}"
-        )
+    checks.check_shape_rank(query.shape, "query", (1, 2), "(d,) or (T, d)")
+    checks.check_shape_rank(keys.shape, "keys", 2, "(S, d)")
+    checks.check_shape_rank(values.shape, "values", 2, "(S, dv)")
     if query.shape[-1] != keys.shape[-1]:
         raise ValueError(
             "`query` and `keys` must have the same last dimension d. Received: "
@@ -117,15 +107,12 @@ def three_step_attention(query, keys, values, scale=None):
             f"keys with shape {keys.shape} and values with shape {values.shape}"
         )
     if keys.shape[0] == 0:
-        raise ValueError(
-            f"`keys` must hold at least one key. Received: keys with shape {keys.shape}"
-        )
+        raise ValueError(f"`keys` must hold at least one key. Received: keys with shape {keys.shape}")
+    if query.size == 0:
+        raise ValueError(f"`query` must hold at least one query of width d >= 1. Received: query with shape {query.shape}")
+    scale = checks.check_number(scale, "scale", allow_none=True)
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
-    elif isinstance(scale, bool) or not isinstance(scale, (int, float, np.number)):
-        raise TypeError(f"`scale` must be a number or None. Received: scale={scale!r}")
-    elif not np.isfinite(scale):
-        raise ValueError(f"`scale` must be a finite number. Received: scale={scale!r}")
 
     scores = query @ keys.T * scale  # (S,) or (T, S)
     weights = softmax(scores, axis=-1)  # (S,) or (T, S)
@@ -133,267 +120,320 @@ def three_step_attention(query, keys, values, scale=None):
     return output, weights
 
 
+def _floating(x):
+    """`x` as a tensor of floats: integer and bool tensors become `floatx()`."""
+    x = ops.convert_to_tensor(x)
+    return x if keras.backend.is_float_dtype(x.dtype) else ops.cast(x, keras.config.floatx())
+
+
+def _scaled_scores(query, key, scale):
+    """`query @ key^T * scale`, shape `(..., T, S)`, in the dtype of `query`."""
+    scores = ops.matmul(query, ops.swapaxes(key, -1, -2))  # (..., T, S)
+    if checks.is_number(scale):  # a Python float keeps float64 precision in float64
+        return scores * ops.convert_to_tensor(scale, dtype=scores.dtype)
+    return scores * ops.cast(scale, scores.dtype)
+
+
 def scaled_dot_product_attention(query, key, value, mask=None, scale=None):
     """Scaled dot-product attention with an optional mask (`keras.ops`).
 
-    `softmax(query @ key^T * scale, masked) @ value`, with `scale = 1 / sqrt(d)` by
-    default. The mask follows Keras's convention: `True` (or 1) means "this query may
-    attend to this key". Masked scores are replaced by a large negative number before
-    the softmax and their weights are set to exactly 0 afterwards, so a query that may
-    attend to nothing gets all-zero weights and a zero output, never NaN.
+    `masked_softmax(query @ key^T * scale, mask) @ value`, with `scale = 1 / sqrt(d)`
+    by default. The mask follows Keras's convention: `True` (or 1) means "this query
+    may attend to this key". Masked keys get a weight of exactly 0, whatever the
+    scores, and a query that may attend to nothing gets all-zero weights and a zero
+    output, never NaN. Integer or bool inputs are computed in `keras.config.floatx()`;
+    float inputs keep the dtype of `query`.
 
     Args:
-        query: tensor of shape `(..., T, d)`.
+        query: tensor (or nested list) of shape `(..., T, d)`.
         key: tensor of shape `(..., S, d)`.
         value: tensor of shape `(..., S, dv)`.
         mask: optional boolean or 0/1 tensor broadcastable to `(..., T, S)`.
             Defaults to `None` (attend everywhere).
-        scale: number multiplying the scores. `None` means `1 / sqrt(d)`.
-            Defaults to `None`.
+        scale: number (or scalar tensor) multiplying the scores. `None` means
+            `1 / sqrt(d)`. Defaults to `None`.
 
     Returns:
         `(output, weights)` of shapes `(..., T, dv)` and `(..., T, S)`.
-    """
-    from keras import ops
 
-    for name, tensor in (("query", query), ("key", key), ("value", value)):
-        if len(tensor.shape) < 2:
-            raise ValueError(
-                f"`{name}` must have at least 2 dimensions (..., length, width). "
-                f"Received: {name} with shape {tuple(tensor.shape)}"
-            )
-    d, d_key = query.shape[-1], key.shape[-1]
-    if d is not None and d_key is not None and d != d_key:
-        raise ValueError(
-            "`query` and `key` must have the same last dimension. Received: query "
-            f"with shape {tuple(query.shape)} and key with shape {tuple(key.shape)}"
-        )
-    s_key, s_value = key.shape[-2], value.shape[-2]
-    if s_key is not None and s_value is not None and s_key != s_value:
-        raise ValueError(
-            "`key` and `value` must have the same length S (axis -2). Received: key "
-            f"with shape {tuple(key.shape)} and value with shape {tuple(value.shape)}"
-        )
+    Example:
+
+    >>> query = [[[1.0, 0.0]]]  # (batch_size=1, T=1, d=2)
+    >>> key = [[[1.0, 0.0], [0.0, 1.0]]]  # (1, S=2, d)
+    >>> value = [[[1.0], [3.0]]]  # (1, S, dv=1)
+    >>> output, weights = scaled_dot_product_attention(query, key, value, scale=1.0)
+    >>> print(np.round(ops.convert_to_numpy(weights), 3))
+    [[[0.731 0.269]]]
+    >>> _, weights = scaled_dot_product_attention(query, key, value, mask=[[[False, True]]])
+    >>> ops.convert_to_numpy(weights).tolist()
+    [[[0.0, 1.0]]]
+    """
+    names = ("query", "key", "value")
+    query, key, value = (checks.check_array_like(x, n) for x, n in zip((query, key, value), names))
+    for name, x in zip(names, (query, key, value)):
+        if len(x.shape) < 2:
+            raise ValueError(checks.message(name, "a tensor of shape (..., length, width)", x))
+    received = ", ".join(f"{n} with shape {tuple(x.shape)}" for n, x in zip(names, (query, key, value)))
+    d = query.shape[-1]
+    if None not in (d, key.shape[-1]) and d != key.shape[-1]:
+        raise ValueError(f"`query` and `key` must have the same last dimension. Received: {received}")
+    if None not in (key.shape[-2], value.shape[-2]) and key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"`key` and `value` must have the same length S (axis -2). Received: {received}")
     if scale is None:
-        if d is None:
+        if not d:  # unknown (None) or 0
             raise ValueError(
-                "The last dimension of `query` must be known to compute the default "
-                f"scale. Received: query with shape {tuple(query.shape)}"
+                "The last dimension d of `query` must be known and at least 1 to compute "
+                f"the default scale 1 / sqrt(d). Received: query with shape {tuple(query.shape)}"
             )
         scale = 1.0 / math.sqrt(d)
+    elif checks.is_number(scale):
+        scale = checks.check_number(scale, "scale")
+    elif not hasattr(scale, "dtype"):
+        raise TypeError(checks.message("scale", "a number, a scalar tensor or None", scale))
 
-    query = ops.convert_to_tensor(query)
-    key = ops.cast(key, query.dtype)
-    value = ops.cast(value, query.dtype)
-    scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.cast(scale, query.dtype)
-    # scores: (..., T, S)
-    weights = masked_softmax(scores, mask)
+    query = _floating(query)
+    key, value = ops.cast(key, query.dtype), ops.cast(value, query.dtype)
+    scores = _scaled_scores(query, key, scale)  # (..., T, S)
+    weights = masked_softmax(scores, mask)  # (..., T, S)
     output = ops.matmul(weights, value)  # (..., T, dv)
     return output, weights
 
 
 def masked_softmax(scores, mask=None, axis=-1):
-    """Softmax of `scores` along `axis` where only positions with `mask` True count.
+    """Softmax of `scores` along `axis` in which only positions with `mask` True count.
 
-    Masked scores are replaced by a large negative number before the softmax, and
-    their weights are set to exactly 0 afterwards: a row in which every position is
-    masked gives all-zero weights, never NaN and never a uniform average over
-    forbidden positions. Every attention layer of the course normalises its scores
-    with this function (`keras.ops`).
+    Exact whatever the scores: masked positions get a weight of exactly 0, the
+    allowed positions of a row sum to 1 (even if every allowed score is -1e30), and
+    a row in which everything is masked gives all-zero weights, never NaN, with
+    finite gradients. How: masked scores become `-inf` (no finite fill is safe for
+    every score range), whose `exp` is exactly 0; a row with nothing allowed, whose
+    softmax would be NaN, is softmaxed as zeros and then set to 0. Every attention
+    layer of the course normalises its scores with this function (`keras.ops`).
 
     Args:
         scores: float tensor, for attention of shape `(..., T, S)`.
         mask: optional boolean or 0/1 tensor broadcastable to `scores`
-            (True/1 = may attend). Defaults to `None`.
+            (True/1 = may attend); see `masks.as_bool_mask`. Defaults to `None`.
         axis: the axis to normalise. Defaults to `-1`.
 
     Returns:
         A tensor with the shape and dtype of `scores`.
-    """
-    from keras import ops
 
-    scores = ops.convert_to_tensor(scores)
+    Example:
+
+    >>> scores = [[-8e4, -8e4, 0.0], [1.0, 2.0, 3.0]]
+    >>> mask = [[True, True, False], [False, False, False]]
+    >>> ops.convert_to_numpy(masked_softmax(scores, mask)).tolist()
+    [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    """
+    scores = _floating(checks.check_array_like(scores, "scores"))
     if mask is None:
         return ops.softmax(scores, axis=axis)
-    mask = ops.cast(mask, "bool")
-    if len(mask.shape) > len(scores.shape):
+    mask = _masks.as_bool_mask(mask, "mask")
+    mask_shape, scores_shape = tuple(mask.shape), tuple(scores.shape)
+    broadcastable = len(mask_shape) <= len(scores_shape) and all(
+        m is None or n is None or m in (1, n) for m, n in zip(reversed(mask_shape), reversed(scores_shape))
+    )
+    if not broadcastable:
         raise ValueError(
-            "`mask` must be broadcastable to `scores` and have no more dimensions. "
-            f"Received: mask with shape {tuple(mask.shape)} for scores with shape "
-            f"{tuple(scores.shape)}"
+            "`mask` must be broadcastable to `scores` (no more dimensions, each one 1 or "
+            f"equal). Received: mask with shape {mask_shape} for scores with shape {scores_shape}"
         )
-    for m, n in zip(reversed(tuple(mask.shape)), reversed(tuple(scores.shape))):
-        if m is not None and n is not None and m not in (1, n):
-            raise ValueError(
-                "`mask` must be broadcastable to `scores` (each dimension 1 or equal). "
-                f"Received: mask with shape {tuple(mask.shape)} for scores with shape "
-                f"{tuple(scores.shape)}"
-            )
-    scores = ops.where(mask, scores, _large_negative(scores.dtype))
-    weights = ops.softmax(scores, axis=axis)
+    negative_infinity = ops.cast(float("-inf"), scores.dtype)
+    filled = ops.where(mask, scores, negative_infinity)  # exp(-inf - max) is exactly 0
+    anything_allowed = ops.greater(ops.max(filled, axis=axis, keepdims=True), negative_infinity)
+    # A row with nothing allowed would be -inf - (-inf) = NaN: it gets 0s, then weight 0.
+    weights = ops.softmax(ops.where(anything_allowed, filled, ops.zeros_like(filled)), axis=axis)
     return ops.where(mask, weights, ops.zeros_like(weights))
 
 
-def attention_output_spec(layer, query, value, key=None, return_attention_scores=False):
-    """The symbolic output of a single-head attention layer (for `compute_output_spec`).
+@keras.saving.register_keras_serializable(package="course_lib")
+class ScoredAttention(keras.layers.Layer):
+    """Base of the single-head attention layers: a subclass supplies only its score.
 
-    `output` has the shape `layer.compute_output_shape` gives; with
-    `return_attention_scores`, also the weights of shape `(batch_size, Tq, Tv)`.
+    1. Scores: `scores = compute_scores(query, key)`, shape `(batch_size, Tq, Tv)`,
+       the one method a subclass must write.
+    2. Mask: `masks.compute_attention_mask` ANDs `query_mask`, `value_mask`,
+       `key_mask`, the causal mask and `attention_mask`, the rule of
+       `keras.layers.MultiHeadAttention` (`True` = may attend).
+    3. Weights: `weights = masked_softmax(scores, mask)`: masked keys weigh exactly 0,
+       a query that may attend to nothing gets all-zero weights (a zero output).
+    4. Dropout on the weights (training only), then `output = weights @ value`.
+
+    A subclass writes `compute_scores(query, key)` and, if its score has weights,
+    `build_score(query_shape, key_shape)`, which creates them with `add_weight` (the
+    last dimensions of both shapes are known; raise `ValueError` for shapes the score
+    cannot take). Its `__init__` forwards `dropout`, `seed` and `**kwargs`, and its
+    `get_config` adds its own arguments to `super().get_config()`. Inputs are checked
+    here: rank 3, one batch size, `key` and `value` of one length, and, once built,
+    the widths the layer was built for. Integer inputs are cast to the compute dtype.
+
+    Args:
+        dropout: fraction of the attention weights dropped during training, a float
+            in `[0, 1)`. Defaults to `0.0`.
+        seed: optional integer seed of the dropout. Defaults to `None`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        query: tensor of shape `(batch_size, Tq, dim)`.
+        value: tensor of shape `(batch_size, Tv, value_dim)`.
+        key: optional tensor of shape `(batch_size, Tv, key_dim)`; `value` if `None`.
+        attention_mask: optional boolean tensor broadcastable to
+            `(batch_size, Tq, Tv)`: `True` where a query may attend to a key.
+        query_mask: optional boolean tensor `(batch_size, Tq)`, filled by Keras from
+            `query`'s mask. A masked query attends to nothing.
+        value_mask: optional boolean tensor `(batch_size, Tv)`, filled by Keras from
+            `value`'s mask (e.g. `Embedding(mask_zero=True)`). No query attends to a
+            masked value.
+        key_mask: optional boolean tensor `(batch_size, Tv)`, filled from `key`'s mask.
+        use_causal_mask: if `True`, query `i` attends only to keys `0..i` (a
+            decoder's self-attention). Defaults to `False`.
+        return_attention_scores: if `True`, also return the weights. Defaults to `False`.
+        training: Python bool, whether dropout is applied. Defaults to `None`.
+
+    Returns:
+        output: tensor of shape `(batch_size, Tq, value_dim)`, carrying `query`'s mask.
+        weights: (only with `return_attention_scores=True`) the attention weights
+            `(batch_size, Tq, Tv)`, before dropout.
+
+    Example:
+
+    >>> class NegativeDistance(ScoredAttention):  # scores -|query - key|^2, no weights
+    ...     def compute_scores(self, query, key):
+    ...         difference = query[:, :, None, :] - key[:, None, :, :]  # (B, Tq, Tv, dim)
+    ...         return -ops.sum(difference**2, axis=-1)  # (B, Tq, Tv)
+    >>> value = np.array([[[0.0], [1.0], [5.0]]])  # (batch_size=1, Tv=3, dim=1)
+    >>> output, weights = NegativeDistance()(value, value, return_attention_scores=True)
+    >>> tuple(output.shape), tuple(weights.shape)
+    ((1, 3, 1), (1, 3, 3))
+    >>> print(np.round(ops.convert_to_numpy(weights)[0, 0], 3))  # softmax([0, -1, -25])
+    [0.731 0.269 0.   ]
     """
-    key_shape = None if key is None else key.shape
-    output_shape = layer.compute_output_shape(query.shape, value.shape, key_shape)
-    output = keras.KerasTensor(output_shape, dtype=layer.compute_dtype)
-    if return_attention_scores:
-        weights_shape = (*query.shape[:-1], value.shape[1])  # (batch_size, Tq, Tv)
-        return output, keras.KerasTensor(weights_shape, dtype=layer.compute_dtype)
-    return output
 
+    def __init__(self, dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = checks.check_rate(dropout, "dropout")
+        self.seed = checks.check_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed) if self.dropout > 0 else None
+        self.supports_masking = True
 
-def _large_negative(dtype):
-    """A large negative number that `exp` maps to 0 without overflow in `dtype`."""
-    return -1e9 if str(dtype) in ("float32", "float64") else -3e4
+    def build_score(self, query_shape, key_shape):
+        """Create the weights of the score (none by default)."""
+
+    def compute_scores(self, query, key):
+        """The scores `(batch_size, Tq, Tv)` of `query` and `key`."""
+        raise NotImplementedError(f"{self.__class__.__name__} must implement `compute_scores(query, key)`.")
+
+    def _check_shapes(self, query_shape, value_shape, key_shape=None):
+        key_shape = value_shape if key_shape is None else key_shape
+        shapes = {"query": query_shape, "value": value_shape, "key": key_shape}
+        for name, shape in shapes.items():
+            if shape is None:
+                raise TypeError(checks.message(name, "a tensor of shape (batch_size, T, dim)", None))
+            shapes[name] = checks.check_shape_rank(shape, name, 3, f"(batch_size, {'Tq' if name == 'query' else 'Tv'}, dim)")
+        received = ", ".join(f"{name} with shape {shape}" for name, shape in shapes.items())
+        if len({shape[0] for shape in shapes.values()} - {None}) > 1:
+            raise ValueError(f"`query`, `value` and `key` must have the same batch size. Received: {received}")
+        if None not in (shapes["key"][1], shapes["value"][1]) and shapes["key"][1] != shapes["value"][1]:
+            raise ValueError(f"`key` and `value` must have the same length Tv (axis 1). Received: {received}")
+        widths = (shapes["query"][-1], shapes["key"][-1])
+        if None in widths or 0 in widths:
+            raise ValueError(f"The last dimensions of `query` and `key` must be known and >= 1. Received: {received}")
+        if self.built and widths != self._widths:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' was built for query width {self._widths[0]} "
+                f"and key width {self._widths[1]}. Received: {received}"
+            )
+        return shapes["query"], shapes["value"], shapes["key"]
+
+    def build(self, query_shape=None, value_shape=None, key_shape=None):
+        query_shape, _, key_shape = self._check_shapes(query_shape, value_shape, key_shape)
+        self.build_score(query_shape, key_shape)
+        self._widths = (query_shape[-1], key_shape[-1])
+        self.built = True
+
+    def call(self, query, value, key=None, attention_mask=None, query_mask=None, value_mask=None,
+             key_mask=None, use_causal_mask=False, return_attention_scores=False, training=None):
+        key = value if key is None else key
+        self._check_shapes(query.shape, value.shape, key.shape)
+        query, value, key = (ops.cast(_floating(x), self.compute_dtype) for x in (query, value, key))
+        scores = self.compute_scores(query, key)  # (batch_size, Tq, Tv)
+        mask = _masks.compute_attention_mask(
+            query, value, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
+            attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+        )  # broadcastable to (batch_size, Tq, Tv), or None
+        weights = masked_softmax(scores, mask)  # (batch_size, Tq, Tv)
+        dropped = weights
+        if training and self.dropout > 0:
+            dropped = keras.random.dropout(weights, self.dropout, seed=self.seed_generator)
+        output = ops.matmul(dropped, ops.cast(value, dropped.dtype))  # (batch_size, Tq, value_dim)
+        return (output, weights) if return_attention_scores else output
+
+    def compute_mask(self, query, previous_mask=None):
+        return previous_mask  # one output row per query: the query's mask
+
+    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+        query_shape, value_shape, _ = self._check_shapes(query_shape, value_shape, key_shape)
+        return (*query_shape[:-1], value_shape[-1])
+
+    def compute_output_spec(self, query, value, key=None, attention_mask=None, query_mask=None,
+                            value_mask=None, key_mask=None, use_causal_mask=False,
+                            return_attention_scores=False, training=None, **kwargs):
+        key_shape = None if key is None else key.shape
+        output_shape = self.compute_output_shape(query.shape, value.shape, key_shape)
+        output = keras.KerasTensor(output_shape, dtype=self.compute_dtype)
+        if return_attention_scores:
+            weights_shape = (*query.shape[:-1], value.shape[1])  # (batch_size, Tq, Tv)
+            return output, keras.KerasTensor(weights_shape, dtype=self.compute_dtype)
+        return output
+
+    def get_config(self):
+        return {**super().get_config(), "dropout": self.dropout, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
-class ScaledDotProductAttention(keras.layers.Layer):
+class ScaledDotProductAttention(ScoredAttention):
     """Scaled dot-product attention, with Keras masking and no weights.
 
     The attention of "Attention Is All You Need" without the projections of
-    multi-head attention:
-
-    1. Scores: `scores = query @ key^T / sqrt(d)`, shape `(batch_size, Tq, Tv)`.
-    2. Mask: `masks.compute_attention_mask` combines `query_mask`, `value_mask`,
-       `key_mask`, the causal mask and `attention_mask` by logical AND, the rule of
-       `keras.layers.MultiHeadAttention` (`True` = may attend).
-    3. Weights: `weights = masked_softmax(scores, mask)`; masked positions get a
-       weight of exactly 0, and a query that may attend to nothing gets all-zero
-       weights (a zero output), never NaN.
-    4. Dropout on the weights (training only), then `output = weights @ value`.
-
-    Steps 1, 3 and 4 are `attention.scaled_dot_product_attention`.
+    multi-head attention: `scores = query @ key^T / sqrt(dim)`, then the masks,
+    softmax, dropout and aggregation of `ScoredAttention` (the same computation as
+    `scaled_dot_product_attention` with the mask of `masks.compute_attention_mask`).
 
     Args:
         dropout: fraction of the attention weights to drop during training, a float
             in `[0, 1)`. Defaults to `0.0`.
+        seed: optional integer seed of the dropout. Defaults to `None`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
-        query: query tensor of shape `(batch_size, Tq, dim)`.
-        value: value tensor of shape `(batch_size, Tv, value_dim)`.
-        key: optional key tensor of shape `(batch_size, Tv, dim)`. If not given,
-            `value` is used as the key too (then `value_dim` must equal `dim`).
-        attention_mask: optional boolean tensor of shape `(batch_size, Tq, Tv)`
-            (or broadcastable to it): `True` where a query may attend to a key.
-        query_mask: optional boolean tensor of shape `(batch_size, Tq)`; filled
-            automatically from `query`'s Keras mask. A masked query attends to nothing.
-        value_mask: optional boolean tensor of shape `(batch_size, Tv)`; filled
-            automatically from `value`'s Keras mask. No query attends to a masked value.
-        key_mask: optional boolean tensor of shape `(batch_size, Tv)`; filled
-            automatically from `key`'s Keras mask.
-        use_causal_mask: if `True`, query `i` may attend only to keys `0..i`
-            (a decoder's self-attention). Defaults to `False`.
-        return_attention_scores: if `True`, also return the attention weights.
-            Defaults to `False`.
-        training: Python bool, whether dropout is applied. Defaults to `None`
-            (inference).
+        Those of `ScoredAttention`: `query` `(batch_size, Tq, dim)`, `value`
+        `(batch_size, Tv, value_dim)`, `key` `(batch_size, Tv, dim)` (`value` if not
+        given), `attention_mask`, `query_mask`, `value_mask`, `key_mask`,
+        `use_causal_mask`, `return_attention_scores`, `training`.
 
     Returns:
-        output: tensor of shape `(batch_size, Tq, value_dim)`, carrying `query`'s
-            Keras mask.
-        weights: (only with `return_attention_scores=True`) tensor of shape
-            `(batch_size, Tq, Tv)`, the attention weights before dropout.
+        `output` `(batch_size, Tq, value_dim)`, and the weights `(batch_size, Tq, Tv)`
+        with `return_attention_scores=True`.
+
+    Example:
+
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    >>> output, weights = ScaledDotProductAttention()(
+    ...     x, x, use_causal_mask=True, return_attention_scores=True)
+    >>> tuple(output.shape), tuple(weights.shape)
+    ((2, 4, 8), (2, 4, 4))
+    >>> print(ops.convert_to_numpy(weights)[0, 0])  # query 0 sees key 0 only
+    [1. 0. 0. 0.]
     """
 
-    def __init__(self, dropout=0.0, **kwargs):
-        super().__init__(**kwargs)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, (int, float, np.number))
-            or not 0.0 <= dropout < 1.0
-        ):
-            raise ValueError(
-                f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}"
-            )
-        self.dropout = float(dropout)
-        self.supports_masking = True
-        self._dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
-
-    def build(self, query_shape, value_shape, key_shape=None):
-        self._check_shapes(query_shape, value_shape, key_shape)
-        self.built = True
-
-    def _check_shapes(self, query_shape, value_shape, key_shape=None):
-        key_shape = value_shape if key_shape is None else key_shape
-        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-            if len(shape) != 3:
-                raise ValueError(
-                    f"`{name}` must have shape (batch_size, length, dim). "
-                    f"Received: {name} with shape {tuple(shape)}"
-                )
-        if None not in (query_shape[-1], key_shape[-1]) and query_shape[-1] != key_shape[-1]:
+    def build_score(self, query_shape, key_shape):
+        if query_shape[-1] != key_shape[-1]:
             raise ValueError(
                 "`query` and `key` (`value` when no key is given) must have the same "
                 f"last dimension. Received: query with shape {tuple(query_shape)} and "
                 f"key with shape {tuple(key_shape)}"
             )
-        if None not in (key_shape[1], value_shape[1]) and key_shape[1] != value_shape[1]:
-            raise ValueError(
-                "`key` and `value` must have the same length Tv (axis 1). Received: "
-                f"key with shape {tuple(key_shape)} and value with shape "
-                f"{tuple(value_shape)}"
-            )
 
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        attention_mask=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-    ):
-        if key is None:
-            key = value
-        self._check_shapes(query.shape, value.shape, key.shape)
-        mask = _masks.compute_attention_mask(
-            query,
-            value,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            key_mask=key_mask,
-            attention_mask=attention_mask,
-            use_causal_mask=use_causal_mask,
-        )  # (batch_size, Tq, Tv), (1, Tq, Tv) or None
-        output, weights = scaled_dot_product_attention(query, key, value, mask=mask)
-        if training and self.dropout > 0:
-            dropped = self._dropout_layer(weights, training=training)
-            output = keras.ops.matmul(dropped, keras.ops.cast(value, dropped.dtype))
-        if return_attention_scores:
-            return output, weights
-        return output
-
-    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
-        self._check_shapes(query_shape, value_shape, key_shape)
-        return tuple(query_shape[:-1]) + (value_shape[-1],)
-
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        attention_mask=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-    ):
-        return attention_output_spec(self, query, value, key, return_attention_scores)
-
-    def get_config(self):
-        return {**super().get_config(), "dropout": self.dropout}
+    def compute_scores(self, query, key):
+        return _scaled_scores(query, key, 1.0 / math.sqrt(query.shape[-1]))  # (batch_size, Tq, Tv)

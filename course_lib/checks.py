@@ -192,3 +192,24 @@ def check_activation(value, name="activation"):
     except (ValueError, TypeError):
         raise ValueError(message(name, expected, value)) from None
     return str(value)
+
+
+def check_array_like(value, name):
+    """`value` itself if it is an array or a tensor (it has a `shape` and a `dtype`),
+    else `value` as a numpy array (a number, a bool or a nested list of them).
+
+    Raises `TypeError` for `None`, strings, ragged lists and anything else that is
+    not numbers or bools (complex numbers included), naming the argument.
+    """
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
+    expected = "an array or a tensor of numbers (or a nested list of them)"
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(message(name, expected, value))
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # ragged lists
+        raise TypeError(message(name, expected, value)) from error
+    if array.dtype != bool and (not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array)):
+        raise TypeError(message(name, expected, value))
+    return array

@@ -16,25 +16,24 @@ length (axis 1), `d` the feature width (last axis).
 """
 
 import keras
+import numpy as np
 from keras import ops
+
+from course_lib import checks
 
 
 def _check_max_wavelength(max_wavelength):
-    if isinstance(max_wavelength, bool) or not isinstance(max_wavelength, (int, float)) or not max_wavelength > 1:
-        raise ValueError(
-            f"`max_wavelength` must be a number greater than 1. Received: max_wavelength={max_wavelength!r}"
-        )
+    """The wavelength as given (an int stays an int in the config), if it is > 1."""
+    checked = checks.check_number(max_wavelength, "max_wavelength", minimum=1, min_inclusive=False)
+    return int(max_wavelength) if checks.is_int(max_wavelength) else checked
 
 
-def _check_rank(input_shape, ranks, layer):
-    if len(input_shape) not in ranks:
-        expected = " or ".join(
-            {3: "(batch_size, T, d)", 4: "(batch_size, T, num_heads, d)"}[r] for r in ranks
-        )
-        raise ValueError(
-            f"{layer} expects inputs of shape {expected}. "
-            f"Received: inputs with shape {tuple(input_shape)}"
-        )
+def _check_inputs_shape(input_shape, ranks=(3,)):
+    layouts = {3: "(batch_size, T, d)", 4: "(batch_size, T, num_heads, d)"}
+    shape = checks.check_shape_rank(input_shape, "inputs", ranks, " or ".join(layouts[r] for r in ranks))
+    if shape[-1] is None:
+        raise ValueError(f"The last dimension d of `inputs` must be known. Received: inputs with shape {shape}")
+    return shape
 
 
 def sinusoidal_encoding(length, depth, max_wavelength=10000, dtype="float32"):
@@ -48,7 +47,8 @@ def sinusoidal_encoding(length, depth, max_wavelength=10000, dtype="float32"):
     An odd `depth` simply ends with a sine feature.
 
     Args:
-        length: number of positions `T` (int, at least 1, or a scalar tensor).
+        length: number of positions `T` (an integer >= 0, or a scalar integer
+            tensor such as `ops.shape(x)[1]` in a compiled function).
         depth: number of features `d` (int, at least 1).
         max_wavelength: the longest wavelength, reached by the last pair of
             features. Defaults to `10000`.
@@ -56,11 +56,19 @@ def sinusoidal_encoding(length, depth, max_wavelength=10000, dtype="float32"):
 
     Returns:
         A tensor of shape `(length, depth)`.
+
+    Example:
+
+    >>> print(np.round(ops.convert_to_numpy(sinusoidal_encoding(3, 4)), 3))
+    [[ 0.     1.     0.     1.   ]
+     [ 0.841  0.54   0.01   1.   ]
+     [ 0.909 -0.416  0.02   1.   ]]
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"`depth` must be a positive integer. Received: depth={depth!r}")
-    if isinstance(length, int) and (isinstance(length, bool) or length < 1):
-        raise ValueError(f"`length` must be a positive integer. Received: length={length!r}")
+    depth = checks.check_positive_int(depth, "depth")
+    if not hasattr(length, "shape") or isinstance(length, np.generic):
+        length = checks.check_int(length, "length", minimum=0)
+    elif len(length.shape) != 0 or not keras.backend.is_int_dtype(length.dtype):
+        raise TypeError(checks.message("length", "an integer >= 0 or a scalar integer tensor", length))
     _check_max_wavelength(max_wavelength)
     positions = ops.cast(ops.arange(length), "float32")  # (T,)
     pair = ops.cast(ops.arange(depth) // 2, "float32")  # (d,): 0, 0, 1, 1, 2, ...
@@ -92,27 +100,29 @@ class SinusoidalPositionalEmbedding(keras.layers.Layer):
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        inputs: float tensor of shape `(batch_size, T, d)`.
+        inputs: tensor of shape `(batch_size, T, d)`.
 
     Returns:
         `inputs + PE`, of shape `(batch_size, T, d)`.
+
+    Example:
+
+    >>> x = np.zeros((2, 3, 4), "float32")  # (batch_size, T, d)
+    >>> added = ops.convert_to_numpy(SinusoidalPositionalEmbedding()(x))
+    >>> added.shape, bool(np.allclose(added[1], ops.convert_to_numpy(sinusoidal_encoding(3, 4))))
+    ((2, 3, 4), True)
     """
 
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
-        _check_max_wavelength(max_wavelength)
-        self.max_wavelength = max_wavelength
+        self.max_wavelength = _check_max_wavelength(max_wavelength)
         self.supports_masking = True
 
     def build(self, input_shape):
-        _check_rank(input_shape, (3,), "SinusoidalPositionalEmbedding")
-        if input_shape[-1] is None:
-            raise ValueError(
-                "The last dimension d of the inputs must be known. "
-                f"Received: inputs with shape {tuple(input_shape)}"
-            )
+        _check_inputs_shape(input_shape)
 
     def call(self, inputs):
+        inputs = ops.cast(inputs, self.compute_dtype)  # Keras casts only float inputs
         length, depth = ops.shape(inputs)[1], inputs.shape[-1]
         encoding = sinusoidal_encoding(length, depth, self.max_wavelength, self.compute_dtype)
         return inputs + encoding[None, :, :]  # (batch_size, T, d)
@@ -135,8 +145,16 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
     2. `output = x + P[:T]`, the first `T` rows added to every sequence.
 
     Unlike the sinusoidal encoding, the table knows nothing about positions it
-    was not trained on: an input longer than `sequence_length` is an error. The
+    was not trained on: an input longer than `sequence_length` is an error, and so
+    is an input of another width `d` than the one the table was built for. The
     Keras mask of `x` is passed through.
+
+    The length is checked whenever it is known when the layer is called: always
+    eagerly and on JAX, and in a compiled TensorFlow function whose inputs have a
+    fixed length. In a TensorFlow function traced for any length
+    (`keras.Input((None, d))`), it is known only when the function runs, and a
+    sequence longer than `sequence_length` stops there with TensorFlow's error
+    "Expected size[0] in [0, sequence_length], but got T" from this layer's `Slice`.
 
     Args:
         sequence_length: the largest `T` the layer accepts (positive int).
@@ -144,55 +162,60 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
-        inputs: float tensor of shape `(batch_size, T, d)`.
+        inputs: tensor of shape `(batch_size, T, d)`.
 
     Returns:
         `inputs + P[:T]`, of shape `(batch_size, T, d)`.
+
+    Example:
+
+    >>> layer = LearnedPositionalEmbedding(sequence_length=10, initializer="ones")
+    >>> print(ops.convert_to_numpy(layer(np.zeros((2, 3, 4)))).shape, layer.embeddings.shape)
+    (2, 3, 4) (10, 4)
+    >>> layer(np.zeros((2, 12, 4)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: ...The inputs are longer than `sequence_length=10`: received inputs of length T=12...
     """
 
     def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
-            raise ValueError(
-                "`sequence_length` must be a positive integer. "
-                f"Received: sequence_length={sequence_length!r}"
-            )
-        self.sequence_length = sequence_length
+        self.sequence_length = checks.check_positive_int(sequence_length, "sequence_length")
         self.initializer = keras.initializers.get(initializer)
         self.supports_masking = True
 
-    def _check_length(self, length):
-        if length is not None and length > self.sequence_length:
+    def _check_inputs(self, input_shape):
+        shape = _check_inputs_shape(input_shape)
+        if shape[1] is not None and shape[1] > self.sequence_length:
             raise ValueError(
                 f"The inputs are longer than `sequence_length={self.sequence_length}`: "
-                f"received inputs of length T={length}. Create the layer with a larger "
+                f"received inputs of length T={shape[1]}. Create the layer with a larger "
                 "`sequence_length`."
             )
+        if self.built and shape[-1] != self.embeddings.shape[-1]:
+            raise ValueError(
+                f"LearnedPositionalEmbedding '{self.name}' was built for `inputs` of width "
+                f"d={self.embeddings.shape[-1]}. Received: inputs with shape {shape}"
+            )
+        return shape
 
     def build(self, input_shape):
-        _check_rank(input_shape, (3,), "LearnedPositionalEmbedding")
-        if input_shape[-1] is None:
-            raise ValueError(
-                "The last dimension d of the inputs must be known. "
-                f"Received: inputs with shape {tuple(input_shape)}"
-            )
-        self._check_length(input_shape[1])
+        depth = self._check_inputs(input_shape)[-1]
         self.embeddings = self.add_weight(
             name="embeddings",
-            shape=(self.sequence_length, input_shape[-1]),
+            shape=(self.sequence_length, depth),
             initializer=self.initializer,
             trainable=True,
         )
 
     def call(self, inputs):
-        self._check_length(inputs.shape[1])
-        length = ops.shape(inputs)[1]
-        positions = ops.slice(self.embeddings, (0, 0), (length, inputs.shape[-1]))  # (T, d)
+        inputs = ops.cast(inputs, self.compute_dtype)  # Keras casts only float inputs
+        self._check_inputs(inputs.shape)
+        table = ops.convert_to_tensor(self.embeddings)  # (sequence_length, d)
+        positions = ops.slice(table, (0, 0), (ops.shape(inputs)[1], inputs.shape[-1]))  # (T, d)
         return inputs + ops.cast(positions, inputs.dtype)[None, :, :]  # (batch_size, T, d)
 
     def compute_output_shape(self, input_shape):
-        self._check_length(input_shape[1])
-        return tuple(input_shape)
+        return self._check_inputs(input_shape)
 
     def get_config(self):
         return {
@@ -234,25 +257,32 @@ class RotaryEmbedding(keras.layers.Layer):
 
     Returns:
         The rotated tensor, of the shape of `inputs`.
+
+    Example:
+
+    >>> x = np.zeros((1, 3, 2), "float32")
+    >>> x[..., 0] = 1.0  # the vector (1, 0) at positions 0, 1, 2
+    >>> print(np.round(ops.convert_to_numpy(RotaryEmbedding()(x))[0], 3))  # (cos m, sin m)
+    [[ 1.     0.   ]
+     [ 0.54   0.841]
+     [-0.416  0.909]]
     """
 
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
-        _check_max_wavelength(max_wavelength)
-        self.max_wavelength = max_wavelength
+        self.max_wavelength = _check_max_wavelength(max_wavelength)
         self.supports_masking = True
 
     def build(self, input_shape):
-        _check_rank(input_shape, (3, 4), "RotaryEmbedding")
-        depth = input_shape[-1]
-        if depth is None or depth % 2:
+        shape = _check_inputs_shape(input_shape, ranks=(3, 4))
+        if shape[-1] % 2:
             raise ValueError(
                 "RotaryEmbedding rotates pairs of features: the last dimension d of "
-                f"the inputs must be known and even. Received: d={depth} "
-                f"(inputs with shape {tuple(input_shape)})"
+                f"`inputs` must be even. Received: d={shape[-1]} (inputs with shape {shape})"
             )
 
     def call(self, inputs):
+        inputs = ops.cast(inputs, self.compute_dtype)  # Keras casts only float inputs
         depth = inputs.shape[-1]
         length = ops.shape(inputs)[1]
         positions = ops.cast(ops.arange(length), "float32")  # (T,)

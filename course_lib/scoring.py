@@ -9,34 +9,17 @@ score changes from one layer to the next:
   `"general"` `q^T W k` and `"concat"` `v^T tanh(W [q; k])`.
 
 The weighting and the aggregation (masks, softmax, dropout, shapes, configuration)
-are written once, in the private base class `_ScoredAttention`; each layer only
-builds its weights and computes its scores.
+are written once, in `course_lib.attention.ScoredAttention`; each layer here only
+builds its weights (`build_score`) and computes its scores (`compute_scores`).
 """
-
-import numbers
 
 import keras
 from keras import ops
 
-from course_lib.attention import attention_output_spec, masked_softmax
+from course_lib import checks
+from course_lib.attention import ScoredAttention
 
 LUONG_SCORES = ("dot", "general", "concat")
-
-
-def _check_units(units, name="units"):
-    if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={units!r}")
-
-
-def _check_width(shape, name):
-    """The shape as a tuple, or a `ValueError` unless it is `(batch_size, T, dim)`."""
-    shape = tuple(shape)
-    if len(shape) != 3:
-        raise ValueError(
-            f"`{name}` must have shape (batch_size, T, dim), 3 dimensions. "
-            f"Received: {name} with shape {shape}"
-        )
-    return shape
 
 
 def _additive_scores(query_proj, key_proj, score_vector):
@@ -52,129 +35,8 @@ def _additive_scores(query_proj, key_proj, score_vector):
     return ops.einsum("...u,u->...", hidden, score_vector)  # (batch_size, Tq, Tv)
 
 
-class _ScoredAttention(keras.layers.Layer):
-    """Weighting and aggregation shared by the scoring layers of this module.
-
-    A subclass implements `_build_score(query_dim, key_dim)`, which creates its
-    weights, and `_score(query, key)`, which returns scores of shape
-    `(batch_size, Tq, Tv)`; it may override `_check_dims(query_dim, key_dim)`.
-    """
-
-    def __init__(self, dropout=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, numbers.Real)
-            or not 0.0 <= dropout < 1.0
-        ):
-            raise ValueError(
-                f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}"
-            )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise TypeError(f"`seed` must be an integer or None. Received: seed={seed!r}")
-        self.dropout = dropout
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
-        self.supports_masking = True
-
-    def _check_shapes(self, query_shape, value_shape, key_shape=None):
-        query_shape = _check_width(query_shape, "query")
-        value_shape = _check_width(value_shape, "value")
-        key_shape = value_shape if key_shape is None else _check_width(key_shape, "key")
-        if None not in (key_shape[1], value_shape[1]) and key_shape[1] != value_shape[1]:
-            raise ValueError(
-                "`key` and `value` must have the same length Tv (axis 1). Received: "
-                f"key with shape {key_shape} and value with shape {value_shape}"
-            )
-        for name, shape in (("query", query_shape), ("key", key_shape)):
-            if shape[-1] is None:
-                raise ValueError(
-                    f"The last dimension of `{name}` must be known. "
-                    f"Received: {name} with shape {shape}"
-                )
-        self._check_dims(query_shape, key_shape)
-        return query_shape, value_shape, key_shape
-
-    def _check_dims(self, query_shape, key_shape):
-        if self.built and (query_shape[-1], key_shape[-1]) != self._dims:
-            raise ValueError(
-                f"{self.__class__.__name__} '{self.name}' was built for query width "
-                f"{self._dims[0]} and key width {self._dims[1]}. Received: query with "
-                f"shape {query_shape} and key with shape {key_shape}"
-            )
-
-    def build(self, query_shape, value_shape, key_shape=None):
-        query_shape, _, key_shape = self._check_shapes(query_shape, value_shape, key_shape)
-        self._build_score(query_shape[-1], key_shape[-1])
-        self._dims = (query_shape[-1], key_shape[-1])
-        self.built = True
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        return_attention_scores=False,
-        training=None,
-    ):
-        if key is None:
-            key = value
-        self._check_shapes(query.shape, value.shape, key.shape)
-
-        # 1. Scoring: one number per (query, key) pair.
-        scores = self._score(query, key)  # (batch_size, Tq, Tv)
-
-        # 2. Weighting: softmax over the keys that may be attended to. Keras fills
-        # the `*_mask` arguments from the inputs' masks (e.g. Embedding(mask_zero=True)).
-        mask = None
-        for source_mask in (value_mask, key_mask):
-            if source_mask is not None:
-                source_mask = ops.expand_dims(ops.cast(source_mask, "bool"), -2)  # (batch_size, 1, Tv)
-                mask = source_mask if mask is None else ops.logical_and(mask, source_mask)
-        if query_mask is not None:
-            row_mask = ops.expand_dims(ops.cast(query_mask, "bool"), -1)  # (batch_size, Tq, 1)
-            mask = row_mask if mask is None else ops.logical_and(mask, row_mask)
-        weights = masked_softmax(scores, mask)  # (batch_size, Tq, Tv)
-
-        # 3. Aggregation: a weighted average of the values.
-        dropped = weights
-        if training and self.dropout > 0:
-            dropped = keras.random.dropout(weights, self.dropout, seed=self.seed_generator)
-        output = ops.matmul(dropped, ops.cast(value, dropped.dtype))  # (batch_size, Tq, dim_v)
-        if return_attention_scores:
-            return output, weights
-        return output
-
-    def compute_mask(self, query, previous_mask=None):
-        # The output has one row per query: it keeps the query's mask.
-        return previous_mask
-
-    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
-        query_shape, value_shape, _ = self._check_shapes(query_shape, value_shape, key_shape)
-        return (*query_shape[:-1], value_shape[-1])
-
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        return_attention_scores=False,
-        training=None,
-    ):
-        return attention_output_spec(self, query, value, key, return_attention_scores)
-
-    def get_config(self):
-        return {**super().get_config(), "dropout": self.dropout, "seed": self.seed}
-
-
 @keras.saving.register_keras_serializable(package="course_lib")
-class AdditiveAttention(_ScoredAttention):
+class AdditiveAttention(ScoredAttention):
     """Additive attention, a.k.a. Bahdanau attention.
 
     The query and the key are projected to `units` dimensions and added; a small
@@ -206,22 +68,29 @@ class AdditiveAttention(_ScoredAttention):
         value: tensor of shape `(batch_size, Tv, dim_v)`.
         key: optional tensor of shape `(batch_size, Tv, dim_k)`; `value` is used
             if `None`. Defaults to `None`.
-        query_mask: optional boolean tensor `(batch_size, Tq)`, True for real
-            queries; padded queries get zero weights and a zero output. Filled by
-            Keras from `query`'s mask when not given.
-        value_mask: optional boolean tensor `(batch_size, Tv)`, True for the
-            positions that may be attended to. Filled by Keras from `value`'s mask
-            (e.g. `Embedding(mask_zero=True)` upstream) when not given.
-        key_mask: optional boolean tensor `(batch_size, Tv)`, combined with
-            `value_mask`. Filled by Keras from `key`'s mask when not given.
-        return_attention_scores: if `True`, also return the attention weights.
-            Defaults to `False`.
-        training: Python boolean, whether dropout is applied. Defaults to `None`.
+        attention_mask, query_mask, value_mask, key_mask, use_causal_mask,
+            return_attention_scores, training: as for
+            `course_lib.attention.ScoredAttention` (`True` = may attend; Keras
+            fills `value_mask` `(batch_size, Tv)` from `value`'s mask, e.g. from
+            `Embedding(mask_zero=True)`, and `query_mask` from `query`'s).
 
     Returns:
         `output` of shape `(batch_size, Tq, dim_v)`, which keeps `query`'s Keras
         mask, and, if `return_attention_scores`, the weights (after the softmax,
         before dropout) of shape `(batch_size, Tq, Tv)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> query = np.ones((2, 1, 4), "float32")  # (batch_size, Tq=1, dim_q=4): decoder states
+    >>> value = np.ones((2, 5, 6), "float32")  # (batch_size, Tv=5, dim_v=6): encoder states
+    >>> value_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)  # padding
+    >>> layer = AdditiveAttention(units=8)
+    >>> context, weights = layer(query, value, value_mask=value_mask, return_attention_scores=True)
+    >>> tuple(context.shape), layer.count_params()  # (4 + 6 + 1) * 8 + 8
+    ((2, 1, 6), 96)
+    >>> print(np.round(ops.convert_to_numpy(weights)[0, 0], 3))  # equal keys: uniform
+    [0.333 0.333 0.333 0.    0.   ]
     """
 
     def __init__(
@@ -235,15 +104,13 @@ class AdditiveAttention(_ScoredAttention):
         **kwargs,
     ):
         super().__init__(dropout=dropout, seed=seed, **kwargs)
-        _check_units(units)
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"`use_bias` must be True or False. Received: use_bias={use_bias!r}")
-        self.units = units
-        self.use_bias = use_bias
+        self.units = checks.check_positive_int(units, "units")
+        self.use_bias = checks.check_bool(use_bias, "use_bias")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
-    def _build_score(self, query_dim, key_dim):
+    def build_score(self, query_shape, key_shape):
+        query_dim, key_dim = query_shape[-1], key_shape[-1]
         self.query_kernel = self.add_weight(
             name="query_kernel", shape=(query_dim, self.units), initializer=self.kernel_initializer
         )
@@ -259,7 +126,7 @@ class AdditiveAttention(_ScoredAttention):
             name="score_vector", shape=(self.units,), initializer=self.kernel_initializer
         )
 
-    def _score(self, query, key):
+    def compute_scores(self, query, key):
         query_proj = ops.matmul(query, self.query_kernel)  # (batch_size, Tq, units)
         if self.bias is not None:
             query_proj = query_proj + self.bias
@@ -277,7 +144,7 @@ class AdditiveAttention(_ScoredAttention):
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
-class LuongAttention(_ScoredAttention):
+class LuongAttention(ScoredAttention):
     """Multiplicative attention, a.k.a. Luong attention, with its three scores.
 
     The calculation follows the steps:
@@ -312,22 +179,28 @@ class LuongAttention(_ScoredAttention):
         value: tensor of shape `(batch_size, Tv, dim_v)`.
         key: optional tensor of shape `(batch_size, Tv, dim_k)`; `value` is used
             if `None`. Defaults to `None`.
-        query_mask: optional boolean tensor `(batch_size, Tq)`, True for real
-            queries; padded queries get zero weights and a zero output. Filled by
-            Keras from `query`'s mask when not given.
-        value_mask: optional boolean tensor `(batch_size, Tv)`, True for the
-            positions that may be attended to. Filled by Keras from `value`'s mask
-            (e.g. `Embedding(mask_zero=True)` upstream) when not given.
-        key_mask: optional boolean tensor `(batch_size, Tv)`, combined with
-            `value_mask`. Filled by Keras from `key`'s mask when not given.
-        return_attention_scores: if `True`, also return the attention weights.
-            Defaults to `False`.
-        training: Python boolean, whether dropout is applied. Defaults to `None`.
+        attention_mask, query_mask, value_mask, key_mask, use_causal_mask,
+            return_attention_scores, training: as for
+            `course_lib.attention.ScoredAttention` (`True` = may attend; Keras
+            fills `value_mask` `(batch_size, Tv)` from `value`'s mask, e.g. from
+            `Embedding(mask_zero=True)`, and `query_mask` from `query`'s).
 
     Returns:
         `output` of shape `(batch_size, Tq, dim_v)`, which keeps `query`'s Keras
         mask, and, if `return_attention_scores`, the weights (after the softmax,
         before dropout) of shape `(batch_size, Tq, Tv)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> query = np.array([[[1.0, 0.0]]], "float32")  # (batch_size=1, Tq=1, dim=2)
+    >>> key = np.array([[[1.0, 0.0], [0.0, 1.0]]], "float32")  # (1, Tv=2, dim)
+    >>> value = np.array([[[1.0], [3.0]]], "float32")  # (1, Tv, dim_v=1)
+    >>> output, weights = LuongAttention("dot")(query, value, key=key, return_attention_scores=True)
+    >>> print(np.round(ops.convert_to_numpy(weights), 3))  # softmax([1, 0])
+    [[[0.731 0.269]]]
+    >>> print(np.round(ops.convert_to_numpy(output), 3))  # 0.731 * 1 + 0.269 * 3
+    [[[1.538]]]
     """
 
     def __init__(
@@ -341,40 +214,23 @@ class LuongAttention(_ScoredAttention):
         **kwargs,
     ):
         super().__init__(dropout=dropout, seed=seed, **kwargs)
-        if score not in LUONG_SCORES:
-            raise ValueError(
-                f"`score` must be one of {LUONG_SCORES}. Received: score={score!r}"
-            )
-        if score == "concat":
-            if units is None:
-                raise ValueError(
-                    "`units` is required with score='concat'. Received: units=None"
-                )
-            _check_units(units)
-        elif units is not None:
-            raise ValueError(
-                f"`units` is only used by score='concat'. Received: units={units!r} "
-                f"with score={score!r}"
-            )
-        if scale is not None and (
-            isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0
-        ):
-            raise ValueError(f"`scale` must be a positive number or None. Received: scale={scale!r}")
-        self.score = score
-        self.units = units
-        self.scale = scale
+        self.score = checks.check_choice(score, "score", LUONG_SCORES)
+        if self.score == "concat" and units is None:
+            raise ValueError(checks.message("units", "a positive integer with score='concat'", units))
+        if self.score != "concat" and units is not None:
+            raise ValueError(checks.message("units", f"None with score={self.score!r} (only 'concat' uses it)", units))
+        self.units = checks.check_positive_int(units, "units", allow_none=True)
+        self.scale = checks.check_number(scale, "scale", minimum=0, min_inclusive=False, allow_none=True)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def _check_dims(self, query_shape, key_shape):
-        if self.score == "dot" and query_shape[-1] != key_shape[-1]:
+    def build_score(self, query_shape, key_shape):
+        query_dim, key_dim = query_shape[-1], key_shape[-1]
+        if self.score == "dot" and query_dim != key_dim:
             raise ValueError(
                 "score='dot' needs `query` and `key` of the same width (last "
                 "dimension); use score='general' or 'concat' otherwise. Received: "
-                f"query with shape {query_shape} and key with shape {key_shape}"
+                f"query with shape {tuple(query_shape)} and key with shape {tuple(key_shape)}"
             )
-        super()._check_dims(query_shape, key_shape)
-
-    def _build_score(self, query_dim, key_dim):
         self.kernel = None
         self.score_vector = None
         if self.score == "general":
@@ -390,14 +246,14 @@ class LuongAttention(_ScoredAttention):
                 name="score_vector", shape=(self.units,), initializer=self.kernel_initializer
             )
 
-    def _score(self, query, key):
+    def compute_scores(self, query, key):
         if self.score == "dot":
             scores = ops.matmul(query, ops.swapaxes(key, -1, -2))  # (batch_size, Tq, Tv)
         elif self.score == "general":
             transformed = ops.matmul(query, self.kernel)  # (batch_size, Tq, dim_k)
             scores = ops.matmul(transformed, ops.swapaxes(key, -1, -2))  # (batch_size, Tq, Tv)
         else:
-            query_dim = self._dims[0]
+            query_dim = query.shape[-1]
             query_proj = ops.matmul(query, self.kernel[:query_dim])  # (batch_size, Tq, units)
             key_proj = ops.matmul(key, self.kernel[query_dim:])  # (batch_size, Tv, units)
             scores = _additive_scores(query_proj, key_proj, self.score_vector)

@@ -81,3 +81,40 @@ def error_case(case_id, make, exception, name):
                 make()
     """
     return pytest.param(make, exception, name, id=case_id)
+
+
+def gradients(loss_fn, *inputs):
+    """The gradients of the scalar `loss_fn(*inputs)` with respect to each input, as
+    numpy arrays, on TensorFlow (`GradientTape`) or JAX (`jax.grad`); other backends
+    skip the test."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.convert_to_tensor(x) for x in inputs]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            loss = loss_fn(*tensors)
+        grads = tape.gradient(loss, tensors)
+        return [np.zeros(t.shape) if g is None else np.asarray(g) for t, g in zip(tensors, grads)]
+    if backend == "jax":
+        import jax
+
+        grads = jax.grad(loss_fn, argnums=tuple(range(len(inputs))))(*(jax.numpy.asarray(x) for x in inputs))
+        return [np.asarray(g) for g in grads]
+    pytest.skip(f"no gradient helper for the {backend} backend")
+
+
+def compiled(fn):
+    """`fn` compiled by the backend (`tf.function` or `jax.jit`): while it is traced,
+    the values of its tensor arguments are unknown (only their shapes are)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    pytest.skip(f"no compiled-function helper for the {backend} backend")

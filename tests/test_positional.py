@@ -10,15 +10,12 @@ from course_lib.positional import (
     SinusoidalPositionalEmbedding,
     sinusoidal_encoding,
 )
+from tests.helpers import compiled, error_case, raises_naming, to_numpy
 from tests.layer_checks import check_layer
 
 RNG = np.random.default_rng(0)
 X3 = RNG.normal(size=(2, 6, 8)).astype("float32")  # (batch, T, d)
 X4 = RNG.normal(size=(2, 6, 3, 8)).astype("float32")  # (batch, T, heads, d)
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
 
 
 # --- the standard layer checks ------------------------------------------------------
@@ -37,7 +34,7 @@ def numpy(x):
 )
 def test_check_layer(make_layer, inputs, tmp_path):
     outputs = check_layer(make_layer, [inputs], tmp_path=tmp_path)
-    assert numpy(outputs).shape == inputs.shape
+    assert to_numpy(outputs).shape == inputs.shape
 
 
 @pytest.mark.parametrize(
@@ -52,7 +49,7 @@ def test_mask_passes_through(layer):
     positioned = layer(embedded)
     pooled = keras.layers.GlobalAveragePooling1D()(positioned)  # uses the mask
     model = keras.Model(inputs, [positioned, pooled])
-    full, average = (numpy(t) for t in model(tokens))
+    full, average = (to_numpy(t) for t in model(tokens))
     expected = np.stack([full[0, :3].mean(0), full[1, :2].mean(0)])
     np.testing.assert_allclose(average, expected, atol=1e-6)
     mask = layer.compute_mask(embedded, keras.ops.not_equal(inputs, 0))
@@ -75,7 +72,7 @@ def test_output_shape_without_batch_or_length(layer):
 @pytest.mark.parametrize("depth", [8, 7], ids=["even-d", "odd-d"])
 def test_sinusoidal_matches_the_closed_formula(depth):
     length = 50
-    table = numpy(sinusoidal_encoding(length, depth))
+    table = to_numpy(sinusoidal_encoding(length, depth))
     assert table.shape == (length, depth)
     for pos in (0, 1, 7, 49):
         for j in range(depth):
@@ -86,14 +83,14 @@ def test_sinusoidal_matches_the_closed_formula(depth):
 
 def test_sinusoidal_layer_adds_the_encoding_to_every_sequence():
     layer = SinusoidalPositionalEmbedding(max_wavelength=100)
-    outputs = numpy(layer(X3))
-    expected = X3 + numpy(sinusoidal_encoding(6, 8, max_wavelength=100))[None]
+    outputs = to_numpy(layer(X3))
+    expected = X3 + to_numpy(sinusoidal_encoding(6, 8, max_wavelength=100))[None]
     np.testing.assert_allclose(outputs, expected, atol=1e-6)
     assert layer.weights == []
 
 
 def test_sinusoidal_prefix_is_the_same_for_any_length():
-    short, long = numpy(sinusoidal_encoding(5, 8)), numpy(sinusoidal_encoding(20, 8))
+    short, long = to_numpy(sinusoidal_encoding(5, 8)), to_numpy(sinusoidal_encoding(20, 8))
     np.testing.assert_allclose(short, long[:5], atol=1e-7)
 
 
@@ -102,23 +99,83 @@ def test_sinusoidal_prefix_is_the_same_for_any_length():
 
 def test_learned_table_shape_trainable_and_added():
     layer = LearnedPositionalEmbedding(sequence_length=10)
-    outputs = numpy(layer(X3))
+    outputs = to_numpy(layer(X3))
     assert [tuple(w.shape) for w in layer.trainable_weights] == [(10, 8)]
-    table = numpy(layer.embeddings)
+    table = to_numpy(layer.embeddings)
     np.testing.assert_allclose(outputs, X3 + table[None, :6], atol=1e-6)
 
 
 def test_learned_too_long_input_names_length():
     layer = LearnedPositionalEmbedding(sequence_length=4)
-    with pytest.raises(ValueError, match=r"T=6.*sequence_length|sequence_length=4.*T=6"):
-        layer(X3)
+    with pytest.raises(ValueError, match=r"The inputs are longer than `sequence_length=4`: received inputs of length T=6\."):
+        layer(X3)  # lesson 07 prints this sentence
+
+
+def test_learned_too_long_input_in_a_compiled_function_of_known_length():
+    layer = LearnedPositionalEmbedding(sequence_length=4)
+    layer(X3[:, :4])
+    with pytest.raises(ValueError, match=r"sequence_length=4.*T=6"):
+        compiled(lambda x: layer(x))(X3)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="only TensorFlow traces unknown lengths")
+def test_learned_too_long_input_of_unknown_length_stops_at_the_slice_as_documented():
+    import tensorflow as tf
+
+    layer = LearnedPositionalEmbedding(sequence_length=4)
+    layer(X3[:, :4])
+    add = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec((None, None, 8), tf.float32)])
+    np.testing.assert_allclose(to_numpy(add(X3[:, :3])), X3[:, :3] + to_numpy(layer.embeddings)[None, :3], atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Expected size\[0\] in \[0, 4\], but got 6"):
+        add(X3)
+    assert "but got T" in LearnedPositionalEmbedding.__doc__
+
+
+def test_learned_rejects_another_width_than_it_was_built_for():
+    layer = LearnedPositionalEmbedding(sequence_length=10)
+    layer(X3)  # d = 8
+    with raises_naming(ValueError, "inputs") as error:
+        layer(X3[..., :4])
+    assert "d=8" in str(error.value)
+
+
+def test_learned_works_in_a_compiled_training_step():
+    tokens = keras.Input((6,), dtype="int32")
+    h = LearnedPositionalEmbedding(6)(keras.layers.Embedding(10, 8)(tokens))
+    model = keras.Model(tokens, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(h)))
+    model.compile(optimizer="sgd", loss="mse")
+    ids = np.random.default_rng(0).integers(0, 10, size=(8, 6))
+    history = model.fit(ids, np.ones((8, 1)), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+# --- integer inputs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda: SinusoidalPositionalEmbedding(),
+        lambda: LearnedPositionalEmbedding(6, initializer="random_normal"),
+        lambda: RotaryEmbedding(),
+    ],
+    ids=["sinusoidal", "learned", "rotary"],
+)
+def test_integer_inputs_are_computed_in_floating_point(make_layer):
+    # Rotary and learned used to cast their angles or table to the inputs' int dtype.
+    ints = np.arange(2 * 6 * 8).reshape(2, 6, 8) % 7
+    layer = make_layer()
+    received = to_numpy(layer(ints.astype("int32")))
+    expected = to_numpy(layer(ints.astype("float32")))
+    assert received.dtype == np.float32
+    np.testing.assert_allclose(received, expected, atol=1e-5)
 
 
 # --- rotary -------------------------------------------------------------------------
 
 
 def rotate(x, max_wavelength=10000):
-    return numpy(RotaryEmbedding(max_wavelength=max_wavelength)(x))
+    return to_numpy(RotaryEmbedding(max_wavelength=max_wavelength)(x))
 
 
 @pytest.mark.parametrize("x", [X3, X4], ids=["3d", "4d-heads"])
@@ -160,29 +217,42 @@ def test_rotary_heads_are_rotated_independently_by_the_same_angle():
 # --- errors name the argument -------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "make, match",
-    [
-        (lambda: SinusoidalPositionalEmbedding(max_wavelength=0), "max_wavelength=0"),
-        (lambda: RotaryEmbedding(max_wavelength="big"), "max_wavelength='big'"),
-        (lambda: LearnedPositionalEmbedding(sequence_length=0), "sequence_length=0"),
-        (lambda: LearnedPositionalEmbedding(sequence_length=2.5), "sequence_length=2.5"),
-        (lambda: sinusoidal_encoding(5, 0), "depth=0"),
-        (lambda: RotaryEmbedding()(np.zeros((2, 3, 5), "float32")), "d=5"),
-        (lambda: SinusoidalPositionalEmbedding()(np.zeros((2, 3), "float32")), r"shape \(2, 3\)"),
-        (lambda: RotaryEmbedding()(np.zeros((2, 3, 4, 5, 6), "float32")), r"shape \(2, 3, 4, 5, 6\)"),
-    ],
-    ids=[
-        "sinusoidal-max_wavelength",
-        "rotary-max_wavelength",
-        "learned-sequence_length-zero",
-        "learned-sequence_length-float",
-        "encoding-depth",
-        "rotary-odd-d",
-        "sinusoidal-rank",
-        "rotary-rank",
-    ],
-)
-def test_errors_name_the_argument(make, match):
-    with pytest.raises(ValueError, match=match):
+ERRORS = [
+    error_case("sinusoidal-max_wavelength", lambda: SinusoidalPositionalEmbedding(max_wavelength=0), ValueError,
+               "max_wavelength"),
+    error_case("rotary-max_wavelength", lambda: RotaryEmbedding(max_wavelength="big"), TypeError, "max_wavelength"),
+    error_case("learned-sequence_length-zero", lambda: LearnedPositionalEmbedding(sequence_length=0), ValueError,
+               "sequence_length"),
+    error_case("learned-sequence_length-float", lambda: LearnedPositionalEmbedding(sequence_length=2.5), TypeError,
+               "sequence_length"),
+    error_case("encoding-depth", lambda: sinusoidal_encoding(5, 0), ValueError, "depth"),
+    error_case("encoding-length-2.5", lambda: sinusoidal_encoding(2.5, 4), TypeError, "length"),
+    error_case("encoding-length-negative", lambda: sinusoidal_encoding(-1, 4), ValueError, "length"),
+    error_case("encoding-float-tensor-length", lambda: sinusoidal_encoding(keras.ops.convert_to_tensor(2.0), 4),
+               TypeError, "length"),
+    error_case("rotary-odd-d", lambda: RotaryEmbedding()(np.zeros((2, 3, 5), "float32")), ValueError, "inputs"),
+    error_case("sinusoidal-rank", lambda: SinusoidalPositionalEmbedding()(np.zeros((2, 3), "float32")), ValueError,
+               "inputs"),
+    error_case("rotary-rank", lambda: RotaryEmbedding()(np.zeros((2, 3, 4, 5, 6), "float32")), ValueError, "inputs"),
+    error_case("learned-unknown-d", lambda: LearnedPositionalEmbedding(4)(keras.Input((3, None))), ValueError,
+               "inputs"),
+]
+
+
+@pytest.mark.parametrize("make, exception, name", ERRORS)
+def test_errors_name_the_argument(make, exception, name):
+    with raises_naming(exception, name):
         make()
+
+
+def test_sinusoidal_encoding_takes_numpy_and_tensor_lengths():
+    expected = to_numpy(sinusoidal_encoding(3, 4))
+    np.testing.assert_array_equal(to_numpy(sinusoidal_encoding(np.int64(3), np.int64(4))), expected)
+    np.testing.assert_array_equal(to_numpy(sinusoidal_encoding(keras.ops.convert_to_tensor(3), 4)), expected)
+    assert to_numpy(sinusoidal_encoding(0, 4)).shape == (0, 4)
+
+
+def test_max_wavelength_stays_an_integer_in_the_config():
+    assert SinusoidalPositionalEmbedding(max_wavelength=np.int64(100)).get_config()["max_wavelength"] == 100
+    assert isinstance(RotaryEmbedding().get_config()["max_wavelength"], int)
+    assert RotaryEmbedding(max_wavelength=500.5).get_config()["max_wavelength"] == 500.5

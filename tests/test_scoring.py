@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from course_lib.layers import AdditiveAttention, LuongAttention
+from tests.helpers import assert_attention_weights, error_case, numpy_softmax, raises_naming, to_numpy
 from tests.layer_checks import check_layer
 
 RNG = np.random.default_rng(0)
@@ -25,14 +26,9 @@ VARIANTS = {
 }
 
 
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def numpy_scores(layer, query, key):
     """The scores written directly from the formulas, with the layer's weights."""
-    w = {v.path.split("/")[-1]: keras.ops.convert_to_numpy(v) for v in layer.weights}
+    w = {v.path.split("/")[-1]: to_numpy(v) for v in layer.weights}
     if isinstance(layer, AdditiveAttention):
         hidden = np.tanh((query @ w["query_kernel"] + w.get("bias", 0.0))[:, :, None] + (key @ w["key_kernel"])[:, None])
         return hidden @ w["score_vector"]
@@ -66,18 +62,30 @@ def test_standard_layer_checks_without_key(name, tmp_path):
 def test_matches_the_numpy_formula_and_masks_padding(name):
     make, key = VARIANTS[name]
     layer = make()
-    output, weights = layer(QUERY, VALUE, key=key, value_mask=VALUE_MASK, return_attention_scores=True)
-    output, weights = np.asarray(output), np.asarray(weights)
+    output, weights = to_numpy(layer(QUERY, VALUE, key=key, value_mask=VALUE_MASK, return_attention_scores=True))
     assert output.shape == (2, 3, 6) and weights.shape == (2, 3, 5)
 
     scores = numpy_scores(layer, QUERY.astype("float64"), key.astype("float64"))
-    expected = np.zeros_like(scores)
-    expected[0] = softmax(scores[0])
-    expected[1, :, :3] = softmax(scores[1, :, :3])
+    expected = numpy_softmax(scores, mask=VALUE_MASK[:, None, :])
     np.testing.assert_allclose(weights, expected, atol=1e-5)
     np.testing.assert_allclose(output, expected @ VALUE, atol=1e-5)
-    assert np.all(weights[1, :, 3:] == 0.0), "padded positions must get weight exactly 0"
-    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert_attention_weights(weights, VALUE_MASK[:, None, :], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_causal_and_attention_masks_follow_the_one_mask_rule(name):
+    make, key = VARIANTS[name]
+    layer = make()
+    attention_mask = np.random.default_rng(5).random((2, 3, 5)) > 0.4  # (batch_size, Tq, Tv)
+    output, weights = to_numpy(layer(
+        QUERY, VALUE, key=key, value_mask=VALUE_MASK, attention_mask=attention_mask,
+        use_causal_mask=True, return_attention_scores=True,
+    ))
+    allowed = VALUE_MASK[:, None, :] & attention_mask & np.tril(np.ones((3, 5), bool))
+    expected = numpy_softmax(numpy_scores(layer, QUERY.astype("float64"), key.astype("float64")), mask=allowed)
+    np.testing.assert_allclose(weights, expected, atol=1e-5)
+    np.testing.assert_allclose(output, expected @ VALUE, atol=1e-5)
+    assert_attention_weights(weights, allowed, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -85,10 +93,9 @@ def test_fully_masked_row_and_padded_query_give_zeros(name):
     make, key = VARIANTS[name]
     value_mask = np.array([[0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)
     query_mask = np.array([[1, 1, 1], [1, 0, 1]], dtype=bool)
-    output, weights = make()(
+    output, weights = to_numpy(make()(
         QUERY, VALUE, key=key, query_mask=query_mask, value_mask=value_mask, return_attention_scores=True
-    )
-    output, weights = np.asarray(output), np.asarray(weights)
+    ))
     assert not np.isnan(output).any() and not np.isnan(weights).any()
     assert np.all(weights[0] == 0.0) and np.all(output[0] == 0.0), "nothing to attend to -> zeros"
     assert np.all(weights[1, 1] == 0.0) and np.all(output[1, 1] == 0.0), "padded query -> zeros"
@@ -109,7 +116,7 @@ def test_embedding_mask_propagates_through_a_model(name):
 
     tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
     targets = np.array([[1, 2, 0], [3, 4, 5]])
-    output, weights, pooled = (np.asarray(x) for x in model([tokens, targets]))
+    output, weights, pooled = to_numpy(model([tokens, targets]))
     assert np.all(weights[0, :2, 3:] == 0.0), "padded source positions must get weight 0"
     assert np.all(weights[0, 2] == 0.0) and np.all(output[0, 2] == 0.0), "padded target position"
     np.testing.assert_allclose(weights[0, :2].sum(-1), 1.0, atol=1e-6)
@@ -120,8 +127,8 @@ def test_output_keeps_the_query_mask_eagerly():
     query = keras.layers.Embedding(10, 4, mask_zero=True)(np.array([[1, 2, 0]]))
     value = keras.layers.Embedding(10, 4, mask_zero=True)(np.array([[3, 0, 0, 0, 0]]))
     output, weights = LuongAttention()(query, value, return_attention_scores=True)
-    np.testing.assert_array_equal(np.asarray(output._keras_mask), [[True, True, False]])
-    np.testing.assert_allclose(np.asarray(weights)[0, :2], [[1, 0, 0, 0, 0]] * 2)
+    np.testing.assert_array_equal(to_numpy(output._keras_mask), [[True, True, False]])
+    np.testing.assert_allclose(to_numpy(weights)[0, :2], [[1, 0, 0, 0, 0]] * 2)
 
 
 def test_dot_score_equals_keras_attention():
@@ -130,7 +137,14 @@ def test_dot_score_equals_keras_attention():
     query_mask = np.array([[1, 1, 1], [1, 1, 0]], dtype=bool)
     expected = theirs([QUERY, VALUE, KEY4], mask=[query_mask, VALUE_MASK])
     received = ours(QUERY, VALUE, key=KEY4, query_mask=query_mask, value_mask=VALUE_MASK)
-    np.testing.assert_allclose(np.asarray(received), np.asarray(expected), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(received), to_numpy(expected), atol=1e-6)
+
+
+def test_causal_dot_score_equals_keras_attention():
+    x = QUERY
+    expected = keras.layers.Attention()([x, x], use_causal_mask=True)
+    received = LuongAttention("dot")(x, x, use_causal_mask=True)
+    np.testing.assert_allclose(to_numpy(received), to_numpy(expected), atol=1e-6)
 
 
 def test_additive_equals_keras_additive_attention_with_identity_projections():
@@ -141,7 +155,7 @@ def test_additive_equals_keras_additive_attention_with_identity_projections():
     ours(QUERY, VALUE, key=KEY4)  # build
     ours.set_weights([np.eye(4), np.eye(4), np.zeros(4), theirs.get_weights()[0]])
     received = ours(QUERY, VALUE, key=KEY4, value_mask=VALUE_MASK)
-    np.testing.assert_allclose(np.asarray(received), np.asarray(expected), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(received), to_numpy(expected), atol=1e-6)
 
 
 def test_concat_score_is_additive_attention_without_bias():
@@ -151,7 +165,7 @@ def test_concat_score_is_additive_attention_without_bias():
     additive(QUERY, VALUE, key=KEY3)  # build
     kernel, score_vector = concat.get_weights()
     additive.set_weights([kernel[:4], kernel[4:], score_vector])
-    np.testing.assert_allclose(np.asarray(additive(QUERY, VALUE, key=KEY3)), np.asarray(expected), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(additive(QUERY, VALUE, key=KEY3)), to_numpy(expected), atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -183,50 +197,111 @@ def test_symbolic_shapes_with_and_without_weights():
 
 def test_dropout_only_in_training():
     layer = LuongAttention("general", dropout=0.5, seed=1)
-    plain = np.asarray(layer(QUERY, VALUE, key=KEY3))
-    again = np.asarray(layer(QUERY, VALUE, key=KEY3, training=False))
-    dropped = np.asarray(layer(QUERY, VALUE, key=KEY3, training=True))
+    plain = to_numpy(layer(QUERY, VALUE, key=KEY3))
+    again = to_numpy(layer(QUERY, VALUE, key=KEY3, training=False))
+    dropped = to_numpy(layer(QUERY, VALUE, key=KEY3, training=True))
     np.testing.assert_allclose(plain, again)
     assert not np.allclose(plain, dropped)
 
 
-@pytest.mark.parametrize(
-    "make, argument",
-    [
-        (lambda: AdditiveAttention(0), "units=0"),
-        (lambda: AdditiveAttention(2.5), "units=2.5"),
-        (lambda: AdditiveAttention(True), "units=True"),
-        (lambda: AdditiveAttention(4, dropout=1.0), "dropout=1.0"),
-        (lambda: AdditiveAttention(4, dropout=-0.1), "dropout=-0.1"),
-        (lambda: AdditiveAttention(4, use_bias="yes"), "use_bias='yes'"),
-        (lambda: LuongAttention("cosine"), "score='cosine'"),
-        (lambda: LuongAttention("concat"), "units=None"),
-        (lambda: LuongAttention("concat", units=-3), "units=-3"),
-        (lambda: LuongAttention("dot", units=4), "units=4"),
-        (lambda: LuongAttention("dot", scale=0), "scale=0"),
-        (lambda: LuongAttention("dot", seed="a", dropout=0.1), "seed='a'"),
-    ],
-    ids=lambda x: x if isinstance(x, str) else "",
-)
-def test_bad_constructor_arguments_name_the_argument(make, argument):
-    with pytest.raises((ValueError, TypeError), match=argument.replace("(", r"\(")):
+def test_dropout_seed_makes_training_repeatable():
+    def trained_output(seed):
+        layer = AdditiveAttention(4, dropout=0.5, seed=seed, kernel_initializer="ones")
+        return to_numpy(layer(QUERY, VALUE, key=KEY3, training=True))
+
+    np.testing.assert_array_equal(trained_output(3), trained_output(3))
+    assert not np.allclose(trained_output(3), trained_output(4))
+
+
+@pytest.mark.parametrize("name", ["luong_dot", "luong_general", "additive"])
+def test_integer_inputs_are_computed_in_floating_point(name):
+    make, _ = VARIANTS[name]
+    ints = np.array([[[0, 1, 2, 1], [3, 1, 0, 2]]], "int32")  # (1, Tq=2, 4)
+    layer = make()
+    received = to_numpy(layer(ints, ints, key=ints if name != "additive" else ints[..., :3]))
+    expected = to_numpy(layer(ints.astype("float32"), ints.astype("float32"),
+                              key=(ints if name != "additive" else ints[..., :3]).astype("float32")))
+    np.testing.assert_allclose(received, expected, atol=1e-6)
+
+
+def test_layers_load_configs_saved_before_the_one_base():
+    initializer = {"module": "keras.initializers", "class_name": "GlorotUniform",
+                   "config": {"seed": None, "input_axes": None, "output_axes": None}, "registered_name": None}
+    dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+    old_additive = {"name": "additive_attention", "trainable": True, "dtype": dtype, "dropout": 0.2, "seed": 3,
+                    "units": 6, "use_bias": True, "kernel_initializer": initializer,
+                    "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                                         "registered_name": None}}
+    old_luong = {"name": "luong_attention", "trainable": True, "dtype": dtype, "dropout": 0.0, "seed": None,
+                 "score": "dot", "units": None, "scale": 0.5, "kernel_initializer": initializer}
+    for layer_class, config in ((AdditiveAttention, old_additive), (LuongAttention, old_luong)):
+        assert layer_class.from_config(config).get_config() == config
+
+
+CONSTRUCTOR_ERRORS = [
+    error_case("units=0", lambda: AdditiveAttention(0), ValueError, "units"),
+    error_case("units=2.5", lambda: AdditiveAttention(2.5), TypeError, "units"),
+    error_case("units=True", lambda: AdditiveAttention(True), TypeError, "units"),
+    error_case("dropout=1.0", lambda: AdditiveAttention(4, dropout=1.0), ValueError, "dropout"),
+    error_case("dropout=-0.1", lambda: AdditiveAttention(4, dropout=-0.1), ValueError, "dropout"),
+    error_case("use_bias='yes'", lambda: AdditiveAttention(4, use_bias="yes"), TypeError, "use_bias"),
+    error_case("score='cosine'", lambda: LuongAttention("cosine"), ValueError, "score"),
+    error_case("concat units=None", lambda: LuongAttention("concat"), ValueError, "units"),
+    error_case("concat units=-3", lambda: LuongAttention("concat", units=-3), ValueError, "units"),
+    error_case("dot units=4", lambda: LuongAttention("dot", units=4), ValueError, "units"),
+    error_case("scale=0", lambda: LuongAttention("dot", scale=0), ValueError, "scale"),
+    error_case("scale='big'", lambda: LuongAttention("dot", scale="big"), TypeError, "scale"),
+    error_case("seed='a'", lambda: LuongAttention("dot", seed="a", dropout=0.1), TypeError, "seed"),
+]
+
+
+@pytest.mark.parametrize("make, exception, name", CONSTRUCTOR_ERRORS)
+def test_bad_constructor_arguments_name_the_argument(make, exception, name):
+    with raises_naming(exception, name) as error:
+        make()
+    assert f"Received: {name}=" in str(error.value)
+
+
+def test_numpy_scalars_are_accepted():
+    layer = LuongAttention("concat", units=np.int64(3), scale=np.float32(0.5), dropout=np.float64(0.1), seed=np.int32(2))
+    assert (layer.units, layer.scale, layer.dropout, layer.seed) == (3, 0.5, 0.1, 2)
+
+
+def call_with(layer, query=QUERY, value=VALUE, key=None, **kwargs):
+    return layer(query, value, key=key, **kwargs)
+
+
+INPUT_ERRORS = [
+    error_case("dot widths", lambda: call_with(LuongAttention("dot"), key=KEY3), ValueError, "query"),
+    error_case("query rank", lambda: call_with(AdditiveAttention(4), query=QUERY[0]), ValueError, "query"),
+    error_case("value rank", lambda: call_with(AdditiveAttention(4), value=VALUE[0]), ValueError, "value"),
+    error_case("key-value lengths", lambda: call_with(AdditiveAttention(4), key=KEY3[:, :4]), ValueError, "key"),
+    error_case("batch 2 against 3", lambda: call_with(AdditiveAttention(4), value=np.zeros((3, 5, 6), "float32")),
+               ValueError, "value"),
+    error_case("batch 2 against 1", lambda: call_with(LuongAttention("general"), value=VALUE[:1]), ValueError, "value"),
+    error_case("value_mask (Tv,)", lambda: call_with(AdditiveAttention(4), value_mask=VALUE_MASK[0]),
+               ValueError, "value_mask"),
+    error_case("value_mask of 0.5", lambda: call_with(LuongAttention("general"), key=KEY3, value_mask=VALUE_MASK * 0.5),
+               ValueError, "value_mask"),
+    error_case("attention_mask shape", lambda: call_with(AdditiveAttention(4), attention_mask=np.ones((2, 3, 4), bool)),
+               ValueError, "attention_mask"),
+]
+
+
+@pytest.mark.parametrize("make, exception, name", INPUT_ERRORS)
+def test_bad_inputs_name_the_argument(make, exception, name):
+    with raises_naming(exception, name):
         make()
 
 
-@pytest.mark.parametrize(
-    "layer, inputs, message",
-    [
-        (LuongAttention("dot"), (QUERY, VALUE, KEY3), "score='dot'.*query with shape"),
-        (AdditiveAttention(4), (QUERY[0], VALUE, None), "query` must have shape"),
-        (AdditiveAttention(4), (QUERY, VALUE[0], None), "value` must have shape"),
-        (AdditiveAttention(4), (QUERY, VALUE, KEY3[:, :4]), "same length Tv"),
-    ],
-    ids=["dot_widths", "query_rank", "value_rank", "key_value_lengths"],
-)
-def test_bad_inputs_name_the_argument(layer, inputs, message):
-    query, value, key = inputs
-    with pytest.raises(ValueError, match=message):
-        layer(query, value, key=key)
+def test_dot_width_error_reads_as_in_lesson_02():
+    # Lesson 02 prints this message; its stored output must not change.
+    with pytest.raises(ValueError) as error:
+        LuongAttention("dot")(np.zeros((2, 4, 8), "float32"), np.zeros((2, 5, 6), "float32"))
+    assert (
+        "score='dot' needs `query` and `key` of the same width (last dimension); use score='general' or "
+        "'concat' otherwise. Received: query with shape (2, 4, 8) and key with shape (2, 5, 6)"
+    ) in str(error.value)
 
 
 def test_width_change_after_build_is_reported():
@@ -241,6 +316,4 @@ def test_key_mask_is_combined_with_value_mask():
     _, weights = LuongAttention("general")(
         QUERY, VALUE, key=KEY3, value_mask=VALUE_MASK, key_mask=key_mask, return_attention_scores=True
     )
-    weights = np.asarray(weights)
-    assert np.all(weights[0, :, 0] == 0.0) and np.all(weights[1, :, 3:] == 0.0)
-    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert_attention_weights(weights, (VALUE_MASK & key_mask)[:, None, :], atol=1e-6)
