@@ -419,6 +419,15 @@ def _tokens(array, name):
     return ops.convert_to_tensor(array, dtype="int32")
 
 
+def _encode(model, source_tokens):
+    """Run the encoder of a `build_seq2seq` model once: the decoder, the encoder's
+    outputs and final state, and the source padding mask."""
+    encoder, decoder = _checked_parts(model)
+    source = _tokens(source_tokens, "source_tokens")
+    encoder_outputs, state = encoder(source)
+    return decoder, encoder_outputs, state, ops.not_equal(source, PAD)
+
+
 def attention_weights(model, source_tokens, target_in):
     """The teacher-forced attention weights of a `build_seq2seq` model with attention.
 
@@ -437,10 +446,8 @@ def attention_weights(model, source_tokens, target_in):
     >>> weights.shape, bool(weights[0, :, 2].max() == 0.0)
     ((1, 2, 3), True)
     """
-    encoder, decoder = _checked_parts(model)
-    source_tokens, target_in = _tokens(source_tokens, "source_tokens"), _tokens(target_in, "target_in")
-    encoder_outputs, state = encoder(source_tokens)
-    mask = ops.not_equal(source_tokens, PAD)
+    decoder, encoder_outputs, state, mask = _encode(model, source_tokens)
+    target_in = _tokens(target_in, "target_in")
     _, weights = decoder(target_in, encoder_outputs, state, encoder_outputs_mask=mask, return_attention_scores=True)
     return ops.convert_to_numpy(weights)
 
@@ -470,17 +477,14 @@ def next_token_function(model, source_tokens):
     >>> tokens.shape[0], weights.shape[0], weights.shape[2]
     (2, 2, 3)
     """
-    encoder, decoder = _checked_parts(model)
-    source = _tokens(source_tokens, "source_tokens")
-    encoder_outputs, state = encoder(source)
-    mask = ops.not_equal(source, PAD)
+    decoder, encoder_outputs, state, mask = _encode(model, source_tokens)
 
     def step(prefix, state, index):
         tokens = ops.convert_to_tensor(prefix[:, index], dtype="int32")  # (batch,)
         logits, state, weights = decoder.step(tokens, state, encoder_outputs, mask)
         return logits, weights, state
 
-    return NextTokenFunction(step, batch_size=int(source.shape[0]), initial_state=state)
+    return NextTokenFunction(step, batch_size=int(mask.shape[0]), initial_state=state)
 
 
 @register_next_token_provider
