@@ -184,6 +184,17 @@ def test_bad_arguments_raise_errors_naming_them(make, exception, name):
         make()
 
 
+def test_a_fractional_count_is_the_same_error_here_as_in_the_layers():
+    from course_lib.scoring import AdditiveAttention
+
+    errors = []
+    for make in (lambda: make_sequence_task("copy", num_samples=2.5, min_length=1, max_length=3), lambda: AdditiveAttention(2.5)):
+        with pytest.raises(Exception) as info:
+            make()
+        errors.append(info.type)
+    assert errors == [TypeError, TypeError]
+
+
 def test_numpy_integers_are_accepted():
     sources, _ = make_reversal_task(np.int64(3), np.int32(2), np.int64(4))
     assert sources.shape == (3, 4)
