@@ -1,14 +1,12 @@
 """Attention as three steps: scoring, weighting, aggregation.
 
-Three pieces live here:
-
 * numpy functions for lesson 01 (`softmax`, `three_step_attention`), small enough to
   read next to the maths and to step through in a debugger;
-* `scaled_dot_product_attention` and `masked_softmax`, written with `keras.ops`, which
-  every later layer of the course calls (any Keras backend, differentiable);
+* `scaled_dot_product_attention` and `masked_softmax` (`keras.ops`, any backend), which
+  every later layer of the course calls;
 * `ScoredAttention`, the base of every single-head attention layer (masks, softmax,
-  dropout, shapes, configuration), and its first subclass `ScaledDotProductAttention`
-  (lesson 05). A subclass supplies only its score.
+  dropout, shapes, configuration): a subclass supplies only its score, as
+  `ScaledDotProductAttention` (lesson 05) does.
 
 Shapes follow Keras: `T` is the number of queries (target length), `S` the number of
 keys and values (source length), `d` the query/key width and `dv` the value width.
@@ -96,20 +94,15 @@ def three_step_attention(query, keys, values, scale=None):
     checks.check_shape_rank(query.shape, "query", (1, 2), "(d,) or (T, d)")
     checks.check_shape_rank(keys.shape, "keys", 2, "(S, d)")
     checks.check_shape_rank(values.shape, "values", 2, "(S, dv)")
+    received = f"query with shape {query.shape}, keys with shape {keys.shape}, values with shape {values.shape}"
     if query.shape[-1] != keys.shape[-1]:
-        raise ValueError(
-            "`query` and `keys` must have the same last dimension d. Received: "
-            f"query with shape {query.shape} and keys with shape {keys.shape}"
-        )
+        raise ValueError(f"`query` and `keys` must have the same last dimension d. Received: {received}")
     if keys.shape[0] != values.shape[0]:
-        raise ValueError(
-            "`keys` and `values` must have the same number of rows S. Received: "
-            f"keys with shape {keys.shape} and values with shape {values.shape}"
-        )
+        raise ValueError(f"`keys` and `values` must have the same number of rows S. Received: {received}")
     if keys.shape[0] == 0:
         raise ValueError(f"`keys` must hold at least one key. Received: keys with shape {keys.shape}")
     if query.size == 0:
-        raise ValueError(f"`query` must hold at least one query of width d >= 1. Received: query with shape {query.shape}")
+        raise ValueError(f"`query` must hold at least one query of width d >= 1. Received: {received}")
     scale = checks.check_number(scale, "scale", allow_none=True)
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
@@ -181,10 +174,8 @@ def scaled_dot_product_attention(query, key, value, mask=None, scale=None):
         raise ValueError(f"`key` and `value` must have the same length S (axis -2). Received: {received}")
     if scale is None:
         if not d:  # unknown (None) or 0
-            raise ValueError(
-                "The last dimension d of `query` must be known and at least 1 to compute "
-                f"the default scale 1 / sqrt(d). Received: query with shape {tuple(query.shape)}"
-            )
+            raise ValueError(f"The last dimension d of `query` must be known and >= 1 for the "
+                             f"default scale 1 / sqrt(d). Received: query with shape {tuple(query.shape)}")
         scale = 1.0 / math.sqrt(d)
     elif checks.is_number(scale):
         scale = checks.check_number(scale, "scale")
@@ -278,16 +269,13 @@ class ScoredAttention(keras.layers.Layer):
         query: tensor of shape `(batch_size, Tq, dim)`.
         value: tensor of shape `(batch_size, Tv, value_dim)`.
         key: optional tensor of shape `(batch_size, Tv, key_dim)`; `value` if `None`.
-        attention_mask: optional boolean tensor broadcastable to
-            `(batch_size, Tq, Tv)`: `True` where a query may attend to a key.
-        query_mask: optional boolean tensor `(batch_size, Tq)`, filled by Keras from
-            `query`'s mask. A masked query attends to nothing.
-        value_mask: optional boolean tensor `(batch_size, Tv)`, filled by Keras from
-            `value`'s mask (e.g. `Embedding(mask_zero=True)`). No query attends to a
-            masked value.
-        key_mask: optional boolean tensor `(batch_size, Tv)`, filled from `key`'s mask.
-        use_causal_mask: if `True`, query `i` attends only to keys `0..i` (a
-            decoder's self-attention). Defaults to `False`.
+        attention_mask: optional boolean tensor broadcastable to `(batch_size, Tq, Tv)`.
+        query_mask: optional boolean `(batch_size, Tq)`, filled by Keras from `query`'s
+            mask (e.g. `Embedding(mask_zero=True)`): a masked query attends to nothing.
+        value_mask, key_mask: optional booleans `(batch_size, Tv)`, filled from the
+            masks of `value` and `key`: no query attends to a masked value or key.
+        use_causal_mask: if `True`, query `i` attends only to keys `0..i`.
+            Defaults to `False`.
         return_attention_scores: if `True`, also return the weights. Defaults to `False`.
         training: Python bool, whether dropout is applied. Defaults to `None`.
 
@@ -328,9 +316,10 @@ class ScoredAttention(keras.layers.Layer):
         key_shape = value_shape if key_shape is None else key_shape
         shapes = {"query": query_shape, "value": value_shape, "key": key_shape}
         for name, shape in shapes.items():
+            layout = f"(batch_size, {'Tq' if name == 'query' else 'Tv'}, dim)"
             if shape is None:
-                raise TypeError(checks.message(name, "a tensor of shape (batch_size, T, dim)", None))
-            shapes[name] = checks.check_shape_rank(shape, name, 3, f"(batch_size, {'Tq' if name == 'query' else 'Tv'}, dim)")
+                raise TypeError(checks.message(name, f"a tensor of shape {layout}", None))
+            shapes[name] = checks.check_shape_rank(shape, name, 3, layout)
         received = ", ".join(f"{name} with shape {shape}" for name, shape in shapes.items())
         if len({shape[0] for shape in shapes.values()} - {None}) > 1:
             raise ValueError(f"`query`, `value` and `key` must have the same batch size. Received: {received}")
@@ -356,7 +345,7 @@ class ScoredAttention(keras.layers.Layer):
              key_mask=None, use_causal_mask=False, return_attention_scores=False, training=None):
         key = value if key is None else key
         self._check_shapes(query.shape, value.shape, key.shape)
-        query, value, key = (ops.cast(_floating(x), self.compute_dtype) for x in (query, value, key))
+        query, value, key = (ops.cast(x, self.compute_dtype) for x in (query, value, key))  # ints too
         scores = self.compute_scores(query, key)  # (batch_size, Tq, Tv)
         mask = _masks.compute_attention_mask(
             query, value, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
@@ -406,15 +395,9 @@ class ScaledDotProductAttention(ScoredAttention):
         seed: optional integer seed of the dropout. Defaults to `None`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
-    Call arguments:
-        Those of `ScoredAttention`: `query` `(batch_size, Tq, dim)`, `value`
-        `(batch_size, Tv, value_dim)`, `key` `(batch_size, Tv, dim)` (`value` if not
-        given), `attention_mask`, `query_mask`, `value_mask`, `key_mask`,
-        `use_causal_mask`, `return_attention_scores`, `training`.
-
-    Returns:
-        `output` `(batch_size, Tq, value_dim)`, and the weights `(batch_size, Tq, Tv)`
-        with `return_attention_scores=True`.
+    Call arguments and returns: those of `ScoredAttention` (`query`
+    `(batch_size, Tq, dim)`, `value`, `key` of the same width `dim`, the masks,
+    `use_causal_mask`, `return_attention_scores`, `training`).
 
     Example:
 

@@ -117,7 +117,8 @@ def padding_mask(token_ids, pad_id=0):
     dtype = keras.backend.standardize_dtype(token_ids.dtype)
     if keras.backend.is_int_dtype(dtype) and not np.iinfo(dtype).min <= pad_id <= np.iinfo(dtype).max:
         low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
-        raise ValueError(checks.message("pad_id", f"an id that {dtype} token ids can hold, in [{low}, {high}]", pad_id))
+        expected = f"an id that {dtype} token ids can hold, in [{low}, {high}]"
+        raise ValueError(checks.message("pad_id", expected, pad_id))
     return ops.not_equal(token_ids, ops.cast(pad_id, token_ids.dtype))
 
 

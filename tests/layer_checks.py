@@ -18,6 +18,8 @@ import json
 import keras
 import numpy as np
 
+from tests.helpers import to_numpy
+
 
 def _call(layer, inputs, call_kwargs, **extra):
     if isinstance(inputs, dict):
@@ -30,9 +32,8 @@ def _first(outputs):
 
 
 def _numpy(outputs):
-    if isinstance(outputs, (tuple, list)):
-        return [keras.ops.convert_to_numpy(o) for o in outputs]
-    return [keras.ops.convert_to_numpy(outputs)]
+    """The outputs of a layer as a list of numpy arrays (one output or several)."""
+    return to_numpy(list(outputs) if isinstance(outputs, (tuple, list)) else [outputs])
 
 
 def assert_same_outputs(a, b, atol=1e-6, what="outputs"):
@@ -88,11 +89,11 @@ def check_layer(make_layer, inputs, call_kwargs=None, tmp_path=None, train=True,
 
     # 5. One training step moves the weights.
     if train and layer.trainable_weights:
-        before = [w.numpy().copy() for w in layer.trainable_weights]
+        before = [to_numpy(w).copy() for w in layer.trainable_weights]
         outputs = model(model_inputs)
         targets = [np.random.default_rng(0).normal(size=o.shape).astype("float32") for o in _numpy(outputs)]
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         model.fit(model_inputs, targets if len(targets) > 1 else targets[0], epochs=1, batch_size=len(targets[0]), verbose=0)
-        after = [w.numpy() for w in layer.trainable_weights]
+        after = [to_numpy(w) for w in layer.trainable_weights]
         assert any(not np.allclose(b, a) for b, a in zip(before, after)), "a training step changed no weight"
     return eager
