@@ -345,7 +345,8 @@ class ScoredAttention(keras.layers.Layer):
              key_mask=None, use_causal_mask=False, return_attention_scores=False, training=None):
         key = value if key is None else key
         self._check_shapes(query.shape, value.shape, key.shape)
-        query, value, key = (ops.cast(x, self.compute_dtype) for x in (query, value, key))  # ints too
+        # Keras casts float inputs to the compute dtype; integer and bool inputs are cast here.
+        query, value, key = (ops.cast(x, self.compute_dtype) for x in (query, value, key))
         scores = self.compute_scores(query, key)  # (batch_size, Tq, Tv)
         mask = _masks.compute_attention_mask(
             query, value, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask,
