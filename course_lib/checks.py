@@ -36,7 +36,7 @@ def describe(value):
     shape and dtype, everything else by `repr` (cut at 80 characters)."""
     shape = getattr(value, "shape", None)
     if shape is not None and not isinstance(value, (numbers.Number, np.generic)):
-        return f"with shape {tuple(shape)} and dtype {getattr(value, 'dtype', '?')}"
+        return f" with shape {tuple(shape)} and dtype {getattr(value, 'dtype', '?')}"
     text = repr(value)
     return "=" + (text if len(text) <= 80 else text[:77] + "...")
 
