@@ -31,6 +31,12 @@ _HOME = {
     "RotaryEmbedding": "positional",
     # lesson 08: multi-head attention
     "MultiHeadAttention": "multihead",
+    # lesson 09: the Transformer
+    "FeedForward": "feedforward",
+    "TransformerEncoderBlock": "transformer",
+    "TransformerDecoderBlock": "transformer",
+    # lessons 09, 13: decoding with a key/value cache
+    "CachedMultiHeadAttention": "kv_cache",
 }
 
 __all__ = sorted(_HOME)
