@@ -37,6 +37,8 @@ _HOME = {
     "TransformerDecoderBlock": "transformer",
     # lessons 09, 13: decoding with a key/value cache
     "CachedMultiHeadAttention": "kv_cache",
+    # lesson 09: the encoder-decoder model's embedding (tied output projection)
+    "TransformerEmbedding": "transformer_model",
 }
 
 __all__ = sorted(_HOME)
