@@ -109,7 +109,65 @@ def normalize(sentence):
     return detokenize(tokenize(sentence))
 
 
-class TextVectorizer:
+class Vectorizer:
+    """What every vectorizer of the course shares: padding, teacher-forcing pairs, batches.
+
+    A subclass defines `token_ids(sentence) -> list of int` (no START, END or padding),
+    `ids_to_text(ids) -> str` for one 1-D id sequence (stopping at the first `END`),
+    and `vocabulary_size()`; this class turns them into padded batches and back.
+    """
+
+    def _pad(self, rows, sequence_length, name):
+        sequence_length = check_positive_int(sequence_length, name, allow_none=True)
+        if sequence_length is None:
+            sequence_length = max(len(row) for row in rows)
+        ids = np.full((len(rows), sequence_length), PAD, dtype="int32")
+        for i, row in enumerate(rows):
+            row = row[:sequence_length]
+            ids[i, : len(row)] = row
+        return ids
+
+    def encode(self, sentences, sequence_length=None):
+        """Source ids: `(len(sentences), length)` int32, right-padded with `PAD`.
+
+        `length` is `sequence_length`, or the longest sentence when it is `None`
+        (longer sentences are cut). No START or END is added."""
+        sentences = _check_sentences(sentences)
+        return self._pad([self.token_ids(s) for s in sentences], sequence_length, "sequence_length")
+
+    def __call__(self, sentences, sequence_length=None):
+        return self.encode(sentences, sequence_length=sequence_length)
+
+    def target_pair(self, sentences, sequence_length=None):
+        """Teacher-forcing pair `(target_in, target_out)`, two int32 arrays of the
+        same shape: `[START, w1, ..., wn]` and `[w1, ..., wn, END]`, right-padded
+        with `PAD` to `n + 1` for the longest sentence, or to `sequence_length`."""
+        sentences = _check_sentences(sentences)
+        rows = [self.token_ids(s) for s in sentences]
+        target_in = self._pad([[START] + row for row in rows], sequence_length, "sequence_length")
+        target_out = self._pad([row + [END] for row in rows], sequence_length, "sequence_length")
+        return target_in, target_out
+
+    def _check_ids(self, ids):
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise ValueError(message("ids", "a 1-D sequence of integers", ids))
+        if not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
+            raise TypeError(message("ids", "a 1-D sequence of integers", ids))
+        size = self.vocabulary_size()
+        if ids.size and (ids.min() < 0 or ids.max() >= size):
+            raise ValueError(message("ids", f"integers in [0, {size - 1}]", ids.tolist()))
+        return ids
+
+    def decode(self, ids):
+        """Text of one id sequence (1-D), or a list of texts for a batch (2-D)."""
+        array = np.asarray(ids)
+        if array.ndim == 2:
+            return [self.ids_to_text(row) for row in array]
+        return self.ids_to_text(array)
+
+
+class TextVectorizer(Vectorizer):
     """Word-level vocabulary: sentences to padded id arrays and back.
 
     Steps:
@@ -208,62 +266,21 @@ class TextVectorizer:
         self._require_vocabulary()
         return [self._index.get(token, OOV) for token in tokenize(sentence)]
 
-    def _pad(self, rows, sequence_length, name):
-        sequence_length = check_positive_int(sequence_length, name, allow_none=True)
-        if sequence_length is None:
-            sequence_length = max(len(row) for row in rows)
-        ids = np.full((len(rows), sequence_length), PAD, dtype="int32")
-        for i, row in enumerate(rows):
-            row = row[:sequence_length]
-            ids[i, : len(row)] = row
-        return ids
-
-    def encode(self, sentences, sequence_length=None):
-        """Source ids: `(len(sentences), length)` int32, right-padded with `PAD`.
-
-        `length` is `sequence_length`, or the longest sentence when it is `None`
-        (longer sentences are cut). No START or END is added."""
-        sentences = _check_sentences(sentences)
-        return self._pad([self.token_ids(s) for s in sentences], sequence_length, "sequence_length")
-
-    def __call__(self, sentences, sequence_length=None):
-        return self.encode(sentences, sequence_length=sequence_length)
-
-    def target_pair(self, sentences, sequence_length=None):
-        """Teacher-forcing pair `(target_in, target_out)`, two int32 arrays of the
-        same shape: `[START, w1, ..., wn]` and `[w1, ..., wn, END]`, right-padded
-        with `PAD` to `n + 1` for the longest sentence, or to `sequence_length`."""
-        sentences = _check_sentences(sentences)
-        rows = [self.token_ids(s) for s in sentences]
-        target_in = self._pad([[START] + row for row in rows], sequence_length, "sequence_length")
-        target_out = self._pad([row + [END] for row in rows], sequence_length, "sequence_length")
-        return target_in, target_out
-
     # --- ids to text ------------------------------------------------------------
     def ids_to_tokens(self, ids):
         """Tokens of one id sequence: `PAD` and `START` skipped, stop at the first `END`."""
         self._require_vocabulary()
-        ids = np.asarray(ids)
-        if ids.ndim != 1:
-            raise ValueError(message("ids", "a 1-D sequence of integers", ids))
-        if not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
-            raise TypeError(message("ids", "a 1-D sequence of integers", ids))
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self._vocabulary)):
-            raise ValueError(message("ids", f"integers in [0, {len(self._vocabulary) - 1}]", ids.tolist()))
         tokens = []
-        for i in ids.tolist():
+        for i in self._check_ids(ids).tolist():
             if i == END:
                 break
             if i not in (PAD, START):
                 tokens.append(self._vocabulary[i])
         return tokens
 
-    def decode(self, ids):
-        """Text of one id sequence (1-D), or a list of texts for a batch (2-D)."""
-        array = np.asarray(ids)
-        if array.ndim == 2:
-            return [detokenize(self.ids_to_tokens(row)) for row in array]
-        return detokenize(self.ids_to_tokens(array))
+    def ids_to_text(self, ids):
+        """Text of one id sequence: `detokenize(ids_to_tokens(ids))`."""
+        return detokenize(self.ids_to_tokens(ids))
 
     # --- saving -----------------------------------------------------------------
     def get_config(self):
