@@ -219,7 +219,7 @@ def masked_softmax(scores, mask=None, axis=-1):
     """
     scores = _floating(checks.check_array_like(scores, "scores"))
     if mask is None:
-        return ops.softmax(scores, axis=axis)
+        return _softmax(scores, axis)
     mask = _masks.as_bool_mask(mask, "mask")
     mask_shape, scores_shape = tuple(mask.shape), tuple(scores.shape)
     broadcastable = len(mask_shape) <= len(scores_shape) and all(
@@ -234,8 +234,16 @@ def masked_softmax(scores, mask=None, axis=-1):
     filled = ops.where(mask, scores, negative_infinity)  # exp(-inf - max) is exactly 0
     anything_allowed = ops.greater(ops.max(filled, axis=axis, keepdims=True), negative_infinity)
     # A row with nothing allowed would be -inf - (-inf) = NaN: it gets 0s, then weight 0.
-    weights = ops.softmax(ops.where(anything_allowed, filled, ops.zeros_like(filled)), axis=axis)
+    weights = _softmax(ops.where(anything_allowed, filled, ops.zeros_like(filled)), axis)
     return ops.where(mask, weights, ops.zeros_like(weights))
+
+
+def _softmax(scores, axis):
+    """`ops.softmax`, except over an axis of size 1 (one key: a decoder's first step),
+    where the weight is 1 and Keras would warn that the softmax is constant."""
+    if scores.shape[axis] == 1:
+        return ops.ones_like(scores)
+    return ops.softmax(scores, axis=axis)
 
 
 @keras.saving.register_keras_serializable(package="course_lib")

@@ -611,3 +611,14 @@ def test_the_old_bridges_are_gone():
     from course_lib import scoring
 
     assert not hasattr(scoring, "_ScoredAttention")
+
+
+def test_one_key_gives_weight_one_without_a_warning(recwarn):
+    """A decoder's first step has one key: weight 1 (0 if masked), and no Keras warning."""
+    from course_lib.attention import masked_softmax
+
+    scores = np.array([[[3.0]], [[-2.0]]], dtype="float32")  # (2, 1, 1)
+    weights = masked_softmax(scores, np.array([[[True]], [[False]]]))
+    np.testing.assert_array_equal(to_numpy(weights), [[[1.0]], [[0.0]]])
+    np.testing.assert_array_equal(to_numpy(masked_softmax(scores)), np.ones((2, 1, 1)))
+    assert not [w for w in recwarn if "axis of size 1" in str(w.message)]
