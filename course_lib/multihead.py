@@ -20,7 +20,7 @@ from keras import ops
 
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.checks import check_bool, check_positive_int, check_rate, check_seed, is_int, message
-from course_lib.masks import causal_mask, combine_masks, compute_attention_mask
+from course_lib.masks import as_bool_mask, causal_mask, combine_masks, compute_attention_mask
 
 
 class _Projection:
@@ -91,6 +91,7 @@ class MultiHeadAttention(keras.layers.Layer):
       so its output is `output_bias`; Keras's default fused path averages the values
       there (with `return_attention_scores=True` it gives zeros too).
     * An explicit `query_mask` is used (Keras reads only the one attached to `query`).
+      Numeric masks must hold only 0 and 1 (`masks.as_bool_mask`); Keras casts any.
       With inputs of rank > 3, the masks attached to the inputs apply position by
       position, and with several attention axes the causal mask and `sliding_window`
       follow the positions row by row (Keras's are undefined there).
@@ -252,7 +253,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self._folded = len(query_shape) > 3  # else the attention axis is the length axis
         n, h, hv = self.num_heads, self.key_dim, self.value_dim
         output_shape = self._output_shape or (query_shape[-1],)
-        project = "...d,dnh->...nh"  # (B, T, dim) x (dim, N, H) -> (B, T, N, H): split into heads
+        # Explicit letters, not "...": Keras turns such einsums into matmuls on TensorFlow.
+        lead = "abcefgijklm"[: len(query_shape) - 1]  # all axes but the features: "ab" for (B, T)
+        project = f"{lead}d,dnh->{lead}nh"  # (B, T, dim) x (dim, N, H) -> (B, T, N, H): split into heads
         # Keras's order: query, key, gate, value, output; each kernel, then its bias.
         self._query_dense = self._add_projection("query", (query_shape[-1], n, h), project)
         self._key_dense = self._add_projection("key", (key_shape[-1], n, h), project)
@@ -261,7 +264,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self._value_dense = self._add_projection("value", (value_shape[-1], n, hv), project)
         # Merge the heads and project: (B, T, N, Hv) x (N, Hv, *output_shape) -> (B, T, *output_shape)
         out = "opqrstuvwxyz"[: len(output_shape)]
-        self._output_dense = self._add_projection("output", (n, hv, *output_shape), f"...nh,nh{out}->...{out}")
+        self._output_dense = self._add_projection("output", (n, hv, *output_shape), f"{lead}nh,nh{out}->{lead}{out}")
 
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False):
@@ -272,14 +275,15 @@ class MultiHeadAttention(keras.layers.Layer):
         query_heads = self._query_dense(query)  # (B, T, N, H)
         key_heads = self._key_dense(key)  # (B, S, N, H)
         value_heads = self._value_dense(value)  # (B, S, N, Hv)
-        masks = [None if m is None else ops.convert_to_tensor(m) for m in (query_mask, value_mask, key_mask)]
-        if attention_mask is not None:
-            attention_mask = ops.convert_to_tensor(attention_mask)
+        masks = [as_bool_mask(query_mask, "query_mask"), as_bool_mask(value_mask, "value_mask"),
+                 as_bool_mask(key_mask, "key_mask")]  # lists, and 0/1 numbers as in Keras, are accepted
+        attention_mask = as_bool_mask(attention_mask, "attention_mask")
         if self._folded:  # attention over several axes: fold them into one sequence axis
             if attention_mask is not None:
                 attention_mask = self._fold_scores_mask(attention_mask, query, value)
             masks = [None if m is None else self._fold(m, features=0) for m in masks]
             query_heads, key_heads, value_heads = (self._fold(x) for x in (query_heads, key_heads, value_heads))
+        # The masks need only the lengths T and S, on axis 1 of the (folded) heads.
         mask = self._compute_attention_mask(query_heads, value_heads, *masks, attention_mask, use_causal_mask)
         heads, weights = self._compute_attention(query_heads, key_heads, value_heads, mask, training,
                                                  return_attention_scores)  # (B, T, N, Hv), (B, N, T, S)
