@@ -21,8 +21,8 @@ _HOME = {
     "AdditiveAttention": "scoring",
     "LuongAttention": "scoring",
     # lesson 03-04: recurrent encoder-decoder
-    "RNNEncoder": "seq2seq",
-    "AttentionDecoder": "seq2seq",
+    "RNNEncoder": "rnn",
+    "AttentionDecoder": "rnn",
     # lesson 05: scaled dot-product attention
     "ScaledDotProductAttention": "attention",
     # lesson 07: positions

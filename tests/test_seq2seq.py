@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from course_lib.decoding import NextTokenFunction, greedy_decode
-from course_lib.seq2seq import AttentionDecoder, RNNEncoder, attention_weights, build_seq2seq, next_token_function
+from course_lib.rnn import AttentionDecoder, RNNEncoder
+from course_lib.seq2seq import attention_weights, build_seq2seq, next_token_function
 from course_lib.tokens import END, PAD, START
 from tests.helpers import error_case, raises_naming, to_numpy
 from tests.layer_checks import check_layer

@@ -4,12 +4,10 @@ says (TensorFlow: everything; JAX: the unit tests and docstring examples)."""
 
 import importlib.util
 import os
-import re
 import sys
 from pathlib import Path
 
 import pytest
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
