@@ -2,7 +2,9 @@
 README's main command starts a Jupyter server that lists the lessons."""
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -39,14 +41,30 @@ def _get_json(url):
         return json.loads(response.read())
 
 
-def test_lab_command_serves_the_lessons():
+def _stop(server):
+    """Stop `course.py lab` and the Jupyter server it started (its child), on any OS."""
+    if os.name == "posix":
+        os.killpg(server.pid, signal.SIGTERM)  # the whole session: course.py and Jupyter
+    else:
+        server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        if os.name == "posix":
+            os.killpg(server.pid, signal.SIGKILL)
+        server.kill()
+
+
+def test_lab_command_serves_the_lessons(tmp_path):
     port, token = _free_port(), "course-test-token"
     command = [
         sys.executable, str(ROOT / "course.py"), "lab", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
         f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0",
     ]
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = open(tmp_path / "lab.log", "w+")  # a file, not a pipe: a full pipe would block Jupyter
+    server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=os.name == "posix")
     try:
         base = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + 240  # the first call may run the set-up
@@ -57,15 +75,12 @@ def test_lab_command_serves_the_lessons():
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(1)
-        assert listing is not None, f"the Jupyter server did not answer; it printed:\n{server.stdout.read() if server.poll() is not None else ''}"
+        assert listing is not None, f"the Jupyter server did not answer; it printed:\n{(tmp_path / 'lab.log').read_text()}"
         served = sorted(item["name"] for item in listing["content"] if item["name"].endswith(".ipynb"))
         expected = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
         assert served == expected
         kernels = _get_json(f"{base}/kernelspecs?token={token}")
         assert "python3" in kernels["kernelspecs"]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
+        log.close()
