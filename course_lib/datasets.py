@@ -47,6 +47,7 @@ from course_lib.synthetic import (  # noqa: F401  (gathered here: every data set
     MARKER_A,
     MARKER_B,
     SEQUENCE_TASKS,
+    make_offset_task,
     make_order_task,
     make_reversal_task,
     make_sequence_task,

@@ -3,6 +3,8 @@
 * `make_sequence_task` / `make_reversal_task`: map a sequence of symbols to its
   reversal (or copy, or sorted copy), for encoder-decoder models.
 * `make_order_task`: does marker A come before marker B? A task that needs positions.
+* `make_offset_task`: does marker B stand exactly `offset` positions after marker A?
+  A task that needs relative positions: where each marker stands, alone, says nothing.
 
 `course_lib.datasets` gathers these with the real data sets; import them from there.
 """
@@ -133,4 +135,65 @@ def make_order_task(num_samples, length, vocab_size=10, seed=0):
     rows = np.arange(num_samples)
     x[rows, positions[:, 0]] = np.where(y == 1, MARKER_A, MARKER_B)
     x[rows, positions[:, 1]] = np.where(y == 1, MARKER_B, MARKER_A)
+    return x, y
+
+
+def make_offset_task(num_samples, length, offset=3, vocab_size=10, seed=0):
+    """Does marker B stand exactly `offset` positions after marker A? (lesson 07)
+
+    Each sequence holds `length - 2` filler symbols drawn uniformly from
+    `3 .. vocab_size + 2`, one `MARKER_A` (1) and one `MARKER_B` (2). In label-1
+    sequences B stands exactly `offset` positions after A; in label-0 sequences it
+    is a near miss, `offset - 1` or `offset + 1` positions after A. Exactly half the
+    sequences (`num_samples // 2`) are labelled 1, in random order.
+
+    Only the distance from A to B tells the classes apart:
+
+    * the bag of tokens is the same in both classes (one A, one B, uniform fillers);
+    * A's position is uniform over `0 .. n - 1` in both classes, and B's over
+      `offset .. offset + n - 1` in both classes, where `n` is `length - offset`
+      rounded down to an even number. So where A stands, alone, or where B stands,
+      alone, says nothing about the label. (To keep B's distribution the same in both
+      classes, a near miss is `offset + 1` when A's position is even and `offset - 1`
+      when it is odd.)
+
+    Args:
+        num_samples: number of sequences, >= 1.
+        length: sequence length, >= `offset + 2`.
+        offset: the distance from A to B in label-1 sequences, >= 2. Defaults to `3`.
+        vocab_size: number of distinct filler symbols, >= 2. Defaults to `10`.
+        seed: non-negative int; the same seed gives the same arrays. Defaults to `0`.
+
+    Returns:
+        `(x, y)`: int32 arrays of shapes `(num_samples, length)` and `(num_samples,)`.
+
+    Example:
+
+    >>> x, y = make_offset_task(6, length=10, offset=3, seed=0)
+    >>> distance = np.argmax(x == MARKER_B, axis=1) - np.argmax(x == MARKER_A, axis=1)
+    >>> [(int(d), int(label)) for d, label in zip(distance, y)]
+    [(3, 1), (2, 0), (3, 1), (3, 1), (2, 0), (4, 0)]
+    """
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    offset = check_int(offset, "offset", minimum=2)
+    length = check_int(length, "length", minimum=2)
+    if length < offset + 2:
+        raise ValueError(
+            "`length` must be at least `offset + 2` (room for A, B and a near miss). "
+            f"Received: length={length}, offset={offset}"
+        )
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(FIRST_SYMBOL, FIRST_SYMBOL + vocab_size, size=(num_samples, length))
+    x = x.astype(np.int32)
+    y = rng.permutation(np.arange(num_samples) % 2).astype(np.int32)
+    n = (length - offset) // 2 * 2  # A's positions: 0 .. n - 1, as many even as odd
+    a = rng.integers(0, n, size=num_samples)
+    near_miss = np.where(a % 2 == 0, offset + 1, offset - 1)  # B stays uniform on offset .. offset + n - 1
+    b = a + np.where(y == 1, offset, near_miss)
+    rows = np.arange(num_samples)
+    x[rows, a] = MARKER_A
+    x[rows, b] = MARKER_B
     return x, y
