@@ -11,7 +11,7 @@ from course_lib.decoding import greedy_decode
 from course_lib.seq2seq import build_seq2seq
 from course_lib.text import TextVectorizer, normalize
 from course_lib.tokens import END, PAD
-from course_lib.translation import corpus_scores, translate
+from course_lib.translation import corpus_scores, rnn_next_token_function, translate, translation_vectorizer
 from tests.helpers import error_case, raises_naming
 
 GERMAN = TextVectorizer(vocabulary=["eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht"])
@@ -51,6 +51,58 @@ def test_translate_with_a_model_equals_greedy_decode_batch_by_batch():
         np.testing.assert_array_equal(np.stack(tokens[start : start + 3]), batch_tokens)
         np.testing.assert_allclose(np.stack(weights[start : start + 3]), batch_weights)
     assert weights[0].shape[1] == SOURCES.shape[1]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_compiled_rnn_step_gives_the_tokens_and_weights_of_the_eager_one(cell):
+    keras.utils.set_random_seed(1)
+    model = build_seq2seq(12, 12, embedding_dim=4, units=6, attention="additive", cell=cell, bidirectional=True)
+    eager_tokens, eager_weights = greedy_decode(model, SOURCES, max_length=5)
+    tokens, weights = greedy_decode(rnn_next_token_function(model, SOURCES), max_length=5)
+    np.testing.assert_array_equal(tokens, eager_tokens)
+    np.testing.assert_allclose(weights, eager_weights, atol=1e-6)
+    shorter, _ = greedy_decode(rnn_next_token_function(model, SOURCES[:2, :1]), max_length=5)  # other shapes
+    np.testing.assert_array_equal(shorter, greedy_decode(model, SOURCES[:2, :1], max_length=5)[0])
+
+
+def test_translate_with_a_source_width_pads_every_batch_to_one_shape_and_drops_the_filling():
+    widths = []
+
+    def recording_copy(source, prefix):
+        widths.append(source.shape)
+        return copy_source(source, prefix)
+
+    texts, tokens, _ = translate(recording_copy, SOURCES, GERMAN, max_length=6, batch_size=2, source_width=4)
+    assert texts == translate(copy_source, SOURCES, GERMAN, max_length=6, batch_size=2)[0]
+    assert len(tokens) == len(SOURCES)
+    assert set(widths) == {(2, 4)}  # the last batch (one sentence) was filled up to two
+
+
+def test_translate_with_a_too_narrow_source_width_says_so():
+    with raises_naming(ValueError, "source_width"):
+        translate(copy_source, SOURCES, GERMAN, max_length=6, source_width=2)
+
+
+def test_translation_vectorizer_learns_the_same_pieces_every_time():
+    sentences = ["the cat sat on the mat.", "die Katze saß auf der Matte."] * 20
+    first, second = translation_vectorizer(40, sentences=sentences), translation_vectorizer(40, sentences=sentences)
+    assert first.fingerprint() == second.fingerprint()
+    assert first.get_vocabulary()[:4] == ["<pad>", "[start]", "[end]", "[UNK]"]
+    assert first.decode(first.encode(["die cat"])[0]) == "die cat"
+
+
+def test_the_course_vocabulary_covers_the_test_sentences_and_is_rebuilt_identically():
+    from course_lib.datasets import load_de_en_pairs
+    from course_lib.subwords import SubwordVectorizer
+    from course_lib.tokens import OOV
+
+    (en_train, de_train), _, (en_test, de_test) = load_de_en_pairs()
+    vectorizer = translation_vectorizer()
+    fresh = SubwordVectorizer(vocabulary_size=vectorizer.vocabulary_size())
+    fresh.adapt(en_train + de_train)  # not through the cache
+    assert fresh.fingerprint() == vectorizer.fingerprint()
+    ids = np.concatenate([vectorizer.token_ids(s) for s in en_test[:300] + de_test[:300]])
+    assert np.mean(ids == OOV) < 0.001
 
 
 def test_corpus_scores_are_those_of_sacrebleu():

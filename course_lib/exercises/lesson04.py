@@ -3,7 +3,9 @@
 04.1  build the teacher-forcing pair (target_in, target_out) of one sentence (function);
 04.2  compute BLEU's clipped n-gram precision for one sentence pair (function);
 04.3  build the attention mask that hides padded source positions (function);
-04.4  compute BLEU's brevity penalty for a short hypothesis (value).
+04.4  compute BLEU's brevity penalty for a short hypothesis (value);
+04.5  experiment: learn the vocabulary with another size and measure the pieces per
+      German test word (checked by recomputing it, about a second).
 
 Expected results come from `course_lib.text` and from the definitions of BLEU
 (Papineni et al., 2002) that `sacrebleu` implements.
@@ -14,7 +16,7 @@ from collections import Counter
 
 import numpy as np
 
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import Case, Exercise, as_number, register
 from course_lib.tokens import END, PAD, START
 
 # 04.1 ------------------------------------------------------------------------------
@@ -265,6 +267,85 @@ register(
             ("c / r is not the penalty: take exp(1 - r / c)", 9 / 12),
             ("the exponent is 1 - r / c", math.exp(-12 / 9)),
             ("forgot the exponential: the penalty is exp(1 - r / c)", 1 - 12 / 9),
+        ),
+    )
+)
+
+
+# 04.5 ------------------------------------------------------------------------------
+
+SIZES = (500, 16000)  # the vocabulary sizes the experiment may try (the lesson's is 6000)
+
+
+def _pieces_per_word(vocabulary_size, side="german"):
+    """Pieces per word of the test sentences with the course's vocabulary of that size."""
+    from course_lib.datasets import load_de_en_pairs
+    from course_lib.translation import translation_vectorizer
+
+    _, _, (english, german) = load_de_en_pairs()
+    sentences = german if side == "german" else english
+    vectorizer = translation_vectorizer(vocabulary_size)
+    pieces = sum(len(vectorizer.token_ids(sentence)) for sentence in sentences)
+    return pieces / sum(len(sentence.split()) for sentence in sentences)
+
+
+def _check_pieces_per_word(answer):
+    from course_lib.exercises import AnswerError
+
+    try:
+        size, measured = answer
+    except (TypeError, ValueError):
+        raise AnswerError("give a pair `(vocabulary_size, pieces_per_word)`") from None
+    size, measured = as_number(size, "the vocabulary size"), as_number(measured, "the pieces per word")
+    if size != int(size) or not SIZES[0] <= size <= SIZES[1]:
+        return f"the vocabulary size should be a whole number from {SIZES[0]} to {SIZES[1]}"
+    size = int(size)
+    if size == 6000:
+        return "6000 is the lesson's own size: change it (smaller or larger) and measure again"
+    if measured < 1:
+        return ("fewer pieces than words is impossible: every word has at least one piece. "
+                "Divide the number of pieces by the number of words")
+    reference = _pieces_per_word(size)
+    if abs(measured - reference) <= 0.01:
+        return None
+    if abs(measured - _pieces_per_word(size, "english")) <= 0.01:
+        return "that is the English side: the question asks for the German test sentences"
+    if abs(measured - _pieces_per_word(6000)) <= 0.01:
+        return "that is the lesson's vocabulary of 6000 pieces: measure with the one of your size"
+    if abs(measured - 1 / reference) <= 0.01:
+        return "inverted: divide the number of pieces by the number of words, not the other way round"
+    trend = "smaller" if size < 6000 else "larger"
+    return (f"recomputed with a vocabulary of {size} pieces, the German test sentences give another "
+            f"number of pieces per word (with a {trend} vocabulary than the lesson's, words split into "
+            f"{'more' if size < 6000 else 'fewer'} pieces): count `len(vectorizer.token_ids(s))` over "
+            "`de_test` and divide by the words, `len(s.split())`")
+
+
+_SOLUTION_04_5 = """\
+from course_lib.translation import translation_vectorizer
+size = 2000
+small = translation_vectorizer(size)  # learned from the training sentences, about a second
+pieces = sum(len(small.token_ids(s)) for s in de_test)
+words = sum(len(s.split()) for s in de_test)
+answer = (size, pieces / words)"""
+
+register(
+    Exercise(
+        key="04.5",
+        question=(
+            "Experiment: learn the course's vocabulary with another number of pieces, "
+            f"`translation_vectorizer(size)` for a size from {SIZES[0]} to {SIZES[1]} other than "
+            "6000, and measure its pieces per word on the German test sentences `de_test`: "
+            "the number of pieces (`len(vectorizer.token_ids(s))`, summed) over the number "
+            "of words (`len(s.split())`, summed). Give `(size, pieces_per_word)`; the "
+            "checker recomputes it for your size."
+        ),
+        checker=_check_pieces_per_word,
+        solution=_SOLUTION_04_5,
+        hint=(
+            "A vectorizer of your size: `translation_vectorizer(size)`; then the same count "
+            "as the lesson's pieces per word, on `de_test`. Fewer pieces in the vocabulary "
+            "means shorter pieces, so more of them per word."
         ),
     )
 )
