@@ -49,6 +49,7 @@ from course_lib.synthetic import (  # noqa: F401  (gathered here: every data set
     SEQUENCE_TASKS,
     make_offset_task,
     make_order_task,
+    make_recall_task,
     make_reversal_task,
     make_sequence_task,
 )

@@ -197,3 +197,61 @@ def make_offset_task(num_samples, length, offset=3, vocab_size=10, seed=0):
     x[rows, a] = MARKER_A
     x[rows, b] = MARKER_B
     return x, y
+
+
+def make_recall_task(num_samples, length, distance, vocab_size=10, num_distractors=10, seed=0):
+    """Recall the symbol seen `distance` steps before the end, among distractors (lesson 10).
+
+    Each sequence holds `length` tokens: one target symbol at position
+    `length - 1 - distance` (so `distance` tokens follow it; `distance=0` puts it
+    last), drawn from `vocab_size` symbols with ids `FIRST_SYMBOL .. FIRST_SYMBOL +
+    vocab_size - 1`, and a distractor at every other position, drawn uniformly from
+    `num_distractors` other symbols, the ids after those (up to `FIRST_SYMBOL +
+    vocab_size + num_distractors - 1`). The label is the target's class, `target -
+    FIRST_SYMBOL`, in `0 .. vocab_size - 1`; every class occurs `num_samples //
+    vocab_size` or one more times, in random order, so chance is `1 / vocab_size`.
+
+    A model that reads its answer at the last position must carry the target across
+    `distance` steps: a recurrent layer through `distance` updates of its state,
+    self-attention in one step, whatever the distance. Ids 0, 1, 2 (`PAD`, `MARKER_A`,
+    `MARKER_B`) do not occur; an embedding needs `FIRST_SYMBOL + vocab_size +
+    num_distractors` rows.
+
+    Args:
+        num_samples: number of sequences, >= 1.
+        length: sequence length, >= `distance + 1`.
+        distance: how many tokens follow the target, >= 0.
+        vocab_size: number of target symbols (classes), >= 2. Defaults to `10`.
+        num_distractors: number of distractor symbols, >= 1. Defaults to `10`.
+        seed: non-negative int; the same seed gives the same arrays. Defaults to `0`.
+
+    Returns:
+        `(x, y)`: int32 arrays of shapes `(num_samples, length)` and `(num_samples,)`.
+
+    Example:
+
+    >>> x, y = make_recall_task(3, length=6, distance=2, vocab_size=4, num_distractors=5, seed=0)
+    >>> x[:, 3].tolist() == (y + FIRST_SYMBOL).tolist()  # the target, 2 tokens before the end
+    True
+    >>> bool((np.delete(x, 3, axis=1) >= FIRST_SYMBOL + 4).all())  # everything else: distractors
+    True
+    """
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    length = check_int(length, "length", minimum=1)
+    distance = check_int(distance, "distance", minimum=0)
+    if distance > length - 1:
+        raise ValueError(
+            "`distance` must be at most `length - 1` (the target must fit in the sequence). "
+            f"Received: distance={distance}, length={length}"
+        )
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
+    num_distractors = check_int(num_distractors, "num_distractors", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+
+    rng = np.random.default_rng(seed)
+    first_distractor = FIRST_SYMBOL + vocab_size
+    x = rng.integers(first_distractor, first_distractor + num_distractors, size=(num_samples, length))
+    x = x.astype(np.int32)
+    y = rng.permutation(np.arange(num_samples) % vocab_size).astype(np.int32)
+    x[:, length - 1 - distance] = FIRST_SYMBOL + y
+    return x, y
