@@ -39,6 +39,9 @@ _HOME = {
     "CachedMultiHeadAttention": "kv_cache",
     # lesson 09: the encoder-decoder model's embedding (tied output projection)
     "TransformerEmbedding": "transformer_model",
+    # lessons 10, 12: sequence classifiers (the padding mask, masked pooling)
+    "PaddingMask": "classifier",
+    "SequencePooling": "classifier",
 }
 
 __all__ = sorted(_HOME)

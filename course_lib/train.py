@@ -52,10 +52,11 @@ VALIDATION_SUBSET, CHECK_SUBSET = 500, 100  # sentences scored during training, 
 
 DEFAULTS = {
     "transformer": {
-        "model": {"kind": "transformer", "sequence_length": WIDTHS[-1], "num_layers": 3, "width": 192,
-                  "num_heads": 4, "intermediate_dim": 768, "dropout": 0.1, "normalize_first": True,
+        # Sized for a shared 2-core CPU: width 192 (4.3M parameters) made 24 steps a minute there.
+        "model": {"kind": "transformer", "sequence_length": WIDTHS[-1], "num_layers": 3, "width": 128,
+                  "num_heads": 4, "intermediate_dim": 512, "dropout": 0.1, "normalize_first": True,
                   "share_embeddings": True},
-        "learning_rate": 1e-3, "warmup_steps": 1000, "tokens_per_batch": 3000, "average": 5,
+        "learning_rate": 1.5e-3, "warmup_steps": 600, "tokens_per_batch": 2000, "average": 5,
         "jit_compile": "auto",  # XLA on TensorFlow: ~20 s per batch shape to compile, then faster
     },
     "rnn": {
@@ -147,15 +148,15 @@ def _keras_pieces():
     class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
         """`peak * min(step / warmup, sqrt(warmup / step))` (Vaswani et al., 2017)."""
 
-        def __init__(self, peak, warmup_steps):
-            self.peak, self.warmup_steps = peak, warmup_steps
+        def __init__(self, peak, warmup_steps, offset=0):
+            self.peak, self.warmup_steps, self.offset = peak, warmup_steps, offset
 
         def __call__(self, step):
-            step = ops.cast(step, "float32") + 1.0
+            step = ops.cast(step, "float32") + 1.0 + self.offset
             return self.peak * ops.minimum(step / self.warmup_steps, ops.sqrt(self.warmup_steps / step))
 
         def get_config(self):
-            return {"peak": self.peak, "warmup_steps": self.warmup_steps}
+            return {"peak": self.peak, "warmup_steps": self.warmup_steps, "offset": self.offset}
 
     return LabelSmoothedCrossEntropy, WarmupInverseSqrt
 
@@ -189,12 +190,14 @@ def _versions():
 
 
 def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=None, log=None, command=None,
-                      **overrides):
+                      init=None, **overrides):
     """Train a translation model for `minutes` of wall-clock time and save it (see the
     module's docstring). `overrides` replace entries of `DEFAULTS[kind]` (`lexicon_ratio`,
     `learning_rate`, `warmup_steps`, `tokens_per_batch`, `average`, `label_smoothing`)
     or of its model config (`width`, `units`, `dropout`, ...); `log(text)` receives the
-    progress lines, `command` (a list of str) is recorded. Returns the metadata."""
+    progress lines, `command` (a list of str) is recorded. `init`: a folder with a saved
+    model of the same config (finished or not) to go on training from; the learning-rate
+    schedule goes on from its steps. Returns the metadata."""
     import keras
 
     from course_lib.datasets import load_de_en_lexicon, load_de_en_pairs
@@ -236,9 +239,22 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
     lexicon_order, lexicon_next = rng.permutation(len(lexicon[0])), 0
     config["vocabulary_size"] = vectorizer.vocabulary_size()
     model = build_translation_model(config)
+    initialized = None
+    if init is not None:  # go on from an earlier run of the same config
+        from course_lib.pretrained import load_translation_model
+
+        previous, _, earlier = load_translation_model(kind, directory=init)
+        if earlier["model"] != config:
+            raise ValueError(message("init", f"a model of the config {config}", earlier["model"]))
+        model.set_weights(previous.get_weights())
+        best_entry = max(earlier["validation"]["history"], key=lambda entry: entry["chrF"])
+        initialized = {"directory": str(init), "command": earlier.get("command"), "steps": best_entry["step"],
+                       "train_seconds": earlier.get("train_seconds", round(60 * best_entry["minutes"], 1)),
+                       "validation_chrF": best_entry["chrF"]}
     Loss, Schedule = _keras_pieces()
     model.compile(
-        optimizer=keras.optimizers.Adam(Schedule(settings["learning_rate"], settings["warmup_steps"]),
+        optimizer=keras.optimizers.Adam(Schedule(settings["learning_rate"], settings["warmup_steps"],
+                                                 0 if initialized is None else initialized["steps"]),
                                         beta_2=0.98, epsilon=1e-9, global_clipnorm=1.0),
         loss=Loss(settings["label_smoothing"]), jit_compile=settings["jit_compile"] if not tiny else False,
     )
@@ -280,6 +296,7 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
                     best = {**entry, "weights": kept[-1]}
                     if out is not None and not tiny:  # an interrupted run still leaves its best model
                         save_translation_model(best["weights"], {"finished": False, "model": config,
+                                               "command": command, "initialized_from": initialized,
                                                "vocabulary": {"size": config["vocabulary_size"],
                                                               "fingerprint": vectorizer.fingerprint()},
                                                "validation": {"history": history}}, out, kind)
@@ -318,6 +335,7 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
         "vocabulary": {"function": "course_lib.translation.translation_vectorizer",
                        "size": config["vocabulary_size"], "fingerprint": vectorizer.fingerprint()},
         "model": config, "parameters": int(model.count_params()),
+        "initialized_from": initialized,
         "training": {"seed": seed, "minutes": minutes, "tiny": tiny, "steps": step, "epochs": epoch,
                      "tokens": tokens, "sentence_pairs": len(sentences[0]), "lexicon_pairs": len(lexicon[0]),
                      "lexicon_pairs_drawn": lexicon_seen, "widths": list(WIDTHS), "optimizer":
@@ -344,6 +362,7 @@ def main(argv=None):
     translation.add_argument("--out", default=None, help="folder for translation_<model>.npz/.json")
     translation.add_argument("--tiny", action="store_true", help="a few hundred pairs and a tiny model (tests)")
     translation.add_argument("--eval-minutes", type=float, default=None)
+    translation.add_argument("--init", default=None, help="go on training the model saved in this folder")
     for name, kind in (("lexicon-ratio", float), ("learning-rate", float), ("warmup-steps", int),
                        ("tokens-per-batch", int), ("average", int), ("label-smoothing", float),
                        ("vocabulary-size", int), ("width", int), ("num-layers", int), ("intermediate-dim", int),

@@ -95,3 +95,13 @@ def test_the_script_trains_saves_and_the_saved_model_loads_with_its_scores(kind,
 def test_an_unknown_setting_is_refused_by_name():
     with raises_naming(ValueError, "heads"):
         train.train_translation("rnn", minutes=0.01, tiny=True, heads=3)
+
+
+def test_a_run_can_go_on_from_a_saved_model_of_the_same_config(tmp_path):
+    first = train.train_translation("rnn", minutes=0.05, tiny=True, out=tmp_path / "first")
+    second = train.train_translation("rnn", minutes=0.05, tiny=True, out=tmp_path / "second", init=tmp_path / "first")
+    best = max(first["validation"]["history"], key=lambda entry: entry["chrF"])
+    assert second["initialized_from"]["steps"] == best["step"]
+    assert second["initialized_from"]["validation_chrF"] == best["chrF"]
+    with raises_naming(ValueError, "init"):
+        train.train_translation("rnn", minutes=0.05, tiny=True, init=tmp_path / "first", units=48)
