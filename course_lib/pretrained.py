@@ -96,8 +96,8 @@ def read_metadata(kind, directory=None):
 
     Example:
 
-    >>> sorted(read_metadata("transformer")["model"])[:3]
-    ['dropout', 'intermediate_dim', 'kind']
+    >>> sorted(read_metadata("rnn")["model"])
+    ['attention', 'bidirectional', 'embedding_dim', 'kind', 'units', 'vocabulary_size']
     """
     kind = check_choice(kind, "kind", KINDS)
     path = Path(WEIGHTS_DIR if directory is None else directory) / f"translation_{kind}.json"
