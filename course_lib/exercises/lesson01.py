@@ -3,7 +3,9 @@
 01.1  write a numerically stable softmax (function);
 01.2  compute the attention weights of one query by hand (value);
 01.3  write batched attention with a scale (function);
-01.4  predict which key gets the most weight (value).
+01.4  predict which key gets the most weight (value);
+01.5  experiment: the scale at which one key first takes 90% of the weight (checked by
+      recomputation).
 
 Expected results come from `course_lib.attention`, the functions the lesson builds.
 """
@@ -11,7 +13,7 @@ Expected results come from `course_lib.attention`, the functions the lesson buil
 import numpy as np
 
 from course_lib.attention import softmax, three_step_attention
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import Case, Exercise, as_number, register
 
 # The classic example of the lesson.
 KEYS = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
@@ -299,6 +301,69 @@ register(
             lambda received, case: (
                 None if received in (0, 1, 2) else "that is not the index of one of the three keys"
             ),
+        ),
+    )
+)
+
+
+# 01.5 ------------------------------------------------------------------------------
+
+CLASSIC_QUERY = np.array([1.0, 0.0, 1.0])
+THRESHOLD = 0.9  # the largest weight to exceed
+RESOLUTION = 0.005  # how close to the crossing the answer must be
+
+
+def _largest_weight(scale):
+    """The largest attention weight of the classic query at `scale` (numpy, exact)."""
+    return float(np.max(three_step_attention(CLASSIC_QUERY, KEYS, VALUES, scale=scale)[1]))
+
+
+_SOLUTION_01_5 = """\
+# A sweep 1e-4 apart; the largest weight only grows with the scale, so the first
+# scale above 0.9 is the crossing (bisection finds it too, in fewer steps).
+scales = np.linspace(0.0, 1.0, 10001)
+largest = np.array([three_step_attention(query, keys, values, scale=c)[1].max() for c in scales])
+answer = float(scales[np.argmax(largest > 0.9)])
+check("01.5", answer)"""
+
+
+def _check_scale(answer):
+    scale = as_number(answer, "the scale")
+    if not np.isfinite(scale):
+        return "the scale should be a finite number"
+    if scale < 0:
+        return ("the scale should be positive: a negative scale favours the smallest score "
+                "instead, and the question asks for the first positive scale")
+    if scale == 0:
+        return "at scale 0 the three weights are equal: the crossing is at a positive scale"
+    if _largest_weight(scale + RESOLUTION) <= THRESHOLD:
+        return ("at that scale the largest weight is still below 0.9 (recomputed): the crossing "
+                "is at a larger scale")
+    if _largest_weight(scale - RESOLUTION) > THRESHOLD:
+        if _largest_weight(scale / 2) > THRESHOLD:
+            return ("the largest weight already exceeds 0.9 at half that scale (recomputed): "
+                    "look at smaller scales")
+        return ("the largest weight already exceeds 0.9 a little below that scale (recomputed): "
+                f"find the first scale where it does, to within {RESOLUTION}")
+    return None
+
+
+register(
+    Exercise(
+        key="01.5",
+        question=(
+            "Experiment: the largest weight of the classic query [1, 0, 1] over the classic "
+            "keys grows with the scale, from 1/3 at scale 0 to 0.9975 at scale 1. Find the "
+            f"smallest positive scale at which it exceeds 0.9, to within {RESOLUTION}, by "
+            "sweeping the scale more finely than the lesson (or by bisection) with "
+            "`three_step_attention(query, keys, values, scale=c)`; give the scale as a number."
+        ),
+        checker=_check_scale,
+        solution=_SOLUTION_01_5,
+        hint=(
+            "Evaluate the largest weight on a fine grid, e.g. `np.linspace(0.3, 0.5, 201)`, "
+            "and take the first scale whose largest weight is above 0.9; or bisect: the "
+            "largest weight only grows with the scale."
         ),
     )
 )

@@ -3,16 +3,20 @@
 02.1  compute Luong's general (bilinear) score `q^T W k` (function);
 02.2  count the parameters of additive (Bahdanau) attention (function);
 02.3  Nadaraya-Watson weights with a Gaussian kernel of a given bandwidth (function);
-02.4  the Nadaraya-Watson prediction at the two limits of the bandwidth (value).
+02.4  the Nadaraya-Watson prediction at the two limits of the bandwidth (value);
+02.5  an experiment: learn the kernel width on less noisy data (checker);
+02.6  the bytes of the additive score's hidden tensor and of the score matrix (value).
 
 Expected results are computed from the formulas with numpy (`course_lib.attention.softmax`
 for the weights), so that checking an answer never imports Keras.
 """
 
+import functools
+
 import numpy as np
 
 from course_lib.attention import softmax
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import Case, Exercise, as_number, register
 
 # The classic example of lesson 01.
 QUERY = np.array([1.0, 0.0, 1.0])
@@ -290,5 +294,153 @@ register(
         atol=1e-3,
         parts=("the tiny-bandwidth prediction", "the huge-bandwidth prediction"),
         diagnose=(_limits_diagnosis,),
+    )
+)
+
+
+# 02.5 ------------------------------------------------------------------------------
+# The lesson's regression data, drawn as its section 5 draws them: `sample(n, rng, noise)`.
+
+
+def regression_function(x):
+    """The lesson's true function, f(x) = 2 sin(x) + x^0.8."""
+    return 2 * np.sin(x) + x**0.8
+
+
+def sample(n, rng, noise=0.5):
+    """`n` noisy samples of `regression_function` on [0, 5], sorted by x, as the lesson draws them."""
+    x = np.sort(rng.uniform(0, 5, size=n))
+    return x, regression_function(x) + rng.normal(0.0, noise, size=n)
+
+
+def leave_one_out_error(x, y, width):
+    """Mean squared error of Nadaraya-Watson at each training point, predicted from the others."""
+    scores = -((x[:, None] - x[None, :]) ** 2) / (2 * width**2)  # (N, N)
+    np.fill_diagonal(scores, -np.inf)  # a point never attends to itself
+    return float(np.mean((softmax(scores, axis=-1) @ y - y) ** 2))
+
+
+WIDTH_TOLERANCE = 0.02  # a width passes if its leave-one-out error is within 2% of the best
+_WIDTHS = np.geomspace(0.01, 2.0, 600)
+
+
+@functools.lru_cache(maxsize=4)
+def _width_band(noise):
+    """The leave-one-out errors and the smallest one over a fine grid, for data of `noise`."""
+    x, y = sample(50, np.random.default_rng(0), noise=noise)
+    errors = np.array([leave_one_out_error(x, y, h) for h in _WIDTHS])
+    return x, y, errors.min(), _WIDTHS[errors <= (1 + WIDTH_TOLERANCE) * errors.min()]
+
+
+def _check_learned_width(answer):
+    width = as_number(answer, "the width")
+    if not np.isfinite(width):
+        return "the width is not a finite number: did the training diverge? try a smaller learning rate"
+    if width <= 0:
+        if width < 0 and np.isclose(np.exp(width), _width_band(0.1)[3], rtol=0.05).any():
+            return "a negative number: is it the logarithm of the width? give h = exp(log_width)"
+        return "a kernel width is a positive number"
+    x, y, best, band = _width_band(0.1)
+    if band.min() <= width <= band.max():
+        return None
+    if band.min() <= 1 / width <= band.max():
+        return "that looks like w = 1/h, the factor inside the kernel; give the width h itself"
+    lesson_band = _width_band(0.5)[3]
+    if lesson_band.min() <= width <= lesson_band.max():
+        return ("that is a good width for the lesson's data (noise 0.5), not for the less noisy "
+                "data: draw them with `sample(50, np.random.default_rng(0), noise=0.1)`")
+    excess = leave_one_out_error(x, y, width) / best - 1
+    if width < band.min():
+        if width < 0.03:
+            return ("far too narrow: did each training point take part in its own prediction? With "
+                    "itself included, the training error keeps falling as the width shrinks; leave it out")
+        return (f"too narrow: its leave-one-out error is {100 * excess:.0f}% above the best width's "
+                "(train longer, or with a larger learning rate?)")
+    return (f"too wide: its leave-one-out error is {100 * excess:.0f}% above the best width's "
+            "(did the training stop early? a larger learning rate, or more steps)")
+
+
+register(
+    Exercise(
+        key="02.5",
+        question=(
+            "Change the experiment of section 6: draw the 50 training points with less noise, "
+            "`x_train, y_train = sample(50, np.random.default_rng(0), noise=0.1)`, learn the "
+            "kernel width h on them by gradient descent with leave-one-out (as section 6 does), "
+            "and give the learned width h (a number). Is it narrower or wider than the width "
+            "learned on the lesson's data (noise 0.5)? It passes if its leave-one-out error is "
+            f"within {WIDTH_TOLERANCE:.0%} of the smallest one."
+        ),
+        checker=_check_learned_width,
+        solution=(
+            "x2, y2 = sample(50, np.random.default_rng(0), noise=0.1)\n"
+            "width, path, train_error = learn_width(x2, y2, leave_one_out=True)\n"
+            "width  # narrower than on the noise-0.5 data: less noise, less averaging needed\n"
+            "# the same, read off a grid without training:\n"
+            "# widths[np.argmin([leave_one_out_error(x2, y2, h) for h in widths])]"
+        ),
+        hint=(
+            "Reuse `learn_width` of section 6 on the new data. If the width has not settled "
+            "after the steps you ran (print its path), run more steps or raise the learning rate."
+        ),
+    )
+)
+
+
+# 02.6 ------------------------------------------------------------------------------
+
+_SHAPES = {"batch_size": 64, "T": 30, "S": 40, "units": 256}
+
+
+def _hidden_bytes():
+    # AdditiveAttention's hidden tensor tanh(q' + k') is (B, T, S, units), the dot
+    # product's score matrix (B, T, S); float32 is 4 bytes per number.
+    b, t, s, u = _SHAPES.values()
+    return (b * t * s * u * 4, b * t * s * 4)
+
+
+def _bytes_diagnosis(received, case):
+    hidden, scores = received
+    expected_hidden, expected_scores = case.expected
+    b, t, s, u = _SHAPES.values()
+    for value, expected, name in ((hidden, expected_hidden, "the hidden tensor"),
+                                  (scores, expected_scores, "the score matrix")):
+        if value == expected:
+            continue
+        if value * 4 == expected:
+            return f"{name}: that is the number of entries; each float32 entry takes 4 bytes"
+        if value == 2 * expected:
+            return f"{name}: that is float64 (8 bytes per number, numpy's default); the layers compute in float32"
+        if value * b == expected:
+            return f"{name}: the batch axis is missing; every sentence of the batch has its own"
+        if value * s == expected * t or value * t == expected * s:
+            return f"{name}: T and S differ here ({t} queries, {s} keys): one entry per (query, key) pair"
+        if value * 1e6 == expected or abs(value * 2**20 - expected) < 2**20:
+            return f"{name}: give bytes, not megabytes"
+        if name == "the hidden tensor" and value * u == expected:
+            return f"{name}: it holds `units` numbers per (query, key) pair, not one"
+    return None
+
+
+register(
+    Exercise(
+        key="02.6",
+        question=(
+            "Measure it with keras.ops: build the additive score's hidden tensor "
+            "`tanh(W_q q + W_k k)` for a batch of B = 64 sentences, T = 30 decoder states "
+            "(queries) of width 32, S = 40 encoder states (keys) of width 32, units = 256, "
+            "in float32, and the dot-product score matrix `Q K^T` of the same batch. Give "
+            "the pair `(hidden_bytes, score_bytes)`: the size of each in bytes "
+            "(`keras.ops.convert_to_numpy(t).nbytes`)."
+        ),
+        cases=(Case("(bytes of the hidden tensor, bytes of the score matrix)", _hidden_bytes()),),
+        solution=_hidden_bytes,
+        hint=(
+            "Write the shapes first: the hidden tensor has one entry per (sentence, query, key, "
+            "unit), the score matrix one per (sentence, query, key); a float32 takes 4 bytes."
+        ),
+        answer_is_function=False,
+        parts=("the hidden tensor's bytes", "the score matrix's bytes"),
+        diagnose=(_bytes_diagnosis,),
     )
 )

@@ -3,7 +3,9 @@
 05.1  build a causal mask for any query and key lengths (function);
 05.2  combine padding and causal masks into a decoder's self-attention mask (function);
 05.3  predict the variance of a score q.k, with and without the scaling (function);
-05.4  fix an inverted mask in causal self-attention (function).
+05.4  fix an inverted mask in causal self-attention (function);
+05.5  experiment: the smallest d_k at which the median gradient reaching unscaled scores
+      falls below 1e-2 (checked against the learner's own curve, two points re-measured).
 
 Expected results are computed here with plain numpy, independently of
 `course_lib.masks` and `course_lib.attention`, which the reference solutions use.
@@ -11,7 +13,7 @@ Expected results are computed here with plain numpy, independently of
 
 import numpy as np
 
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import AnswerError, Case, Exercise, as_array, as_number, first_below, register
 
 # 05.1 ------------------------------------------------------------------------------
 
@@ -240,7 +242,7 @@ def _causal_self_attention_numpy(x, diagonal=0, inverted=False):
     weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
     total = weights.sum(-1, keepdims=True)
     weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
-    return weights @ x  # (batch, T, d)
+    return weights @ x  # (batch, T, d_model)
 
 
 _X = tuple(
@@ -253,7 +255,7 @@ register(
         key="05.4",
         question=(
             "`causal_self_attention(x)` should be self-attention on x of shape "
-            "(batch, T, d) in which token i sees tokens 0..i only, but its mask was "
+            "(batch, T, d_model) in which token i sees tokens 0..i only, but its mask was "
             "written with the opposite convention (True = blocked, as in PyTorch's "
             "`nn.MultiheadAttention`). Fix it so that it follows Keras's convention."
         ),
@@ -290,6 +292,111 @@ register(
                 "token i still sees later tokens: the causal mask is missing",
                 lambda x: _causal_self_attention_numpy(x, diagonal=x.shape[1]),
             ),
+        ),
+    )
+)
+
+# 05.5 ------------------------------------------------------------------------------
+
+LEVEL = 1e-2  # the median gradient to fall below
+SPACING = 32  # the largest gap allowed between the crossing and the grid point before it
+FACTOR = 1.5  # how far a learner's median may be from the re-measured one
+MAX_D_K = 8192
+
+
+def score_gradient_norms_numpy(d_k, scale, n=2000, n_keys=16, value_dim=8, seed=2):
+    """Lesson 05's measurement in numpy (float64): per query, the norm of dL/dscores.
+
+    The same random draws as the lesson's `score_gradient_norms` (queries, keys, values,
+    then the fixed direction g, from `np.random.default_rng(seed)`), with the gradient
+    of `L = sum(softmax(scores) @ v * g)` written out: for weights `w` and `a = v @ g`,
+    `dL/dscore_j = w_j (a_j - sum_i w_i a_i)`. Keys are drawn in chunks (the same
+    stream) so that a wide `d_k` needs little memory.
+    """
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, d_k))  # (n, d_k): one query each
+    scores = np.empty((n, n_keys))
+    for start in range(0, n, 250):
+        k = rng.standard_normal((min(250, n - start), n_keys, d_k))  # (chunk, S, d_k)
+        scores[start : start + len(k)] = np.einsum("nsd,nd->ns", k, q[start : start + len(k)]) * scale
+    v = rng.standard_normal((n, n_keys, value_dim))  # (n, S, d_v)
+    g = rng.standard_normal((n, value_dim))  # (n, d_v): dL/doutput
+    w = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    w /= w.sum(axis=-1, keepdims=True)  # (n, S)
+    a = np.einsum("nsv,nv->ns", v, g)  # (n, S): dL/dw
+    gradient = w * (a - np.sum(w * a, axis=-1, keepdims=True))  # (n, S): dL/dscores
+    return np.linalg.norm(gradient, axis=-1)  # (n,)
+
+
+_SOLUTION_05_5 = """\
+# In the lesson, with score_gradient_norms from section 1.3:
+d_ks = list(range(128, 513, 16))  # 16 apart, around the crossing of the table
+medians = [np.median(score_gradient_norms(d_k, scale=1.0)) for d_k in d_ks]
+d_k_first = next(d_k for d_k, m in zip(d_ks, medians) if m < 1e-2)
+answer = (d_ks, medians, d_k_first)
+check("05.5", answer)"""
+
+
+def _read_curve(answer):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 3:
+        raise AnswerError("the answer should be a tuple of 3 items: (d_ks, medians, d_k_first)")
+    d_ks, medians = as_array(answer[0], "d_ks"), as_array(answer[1], "medians")
+    if d_ks.ndim != 1 or medians.shape != d_ks.shape:
+        raise AnswerError("d_ks and medians should be two lists of the same length, one median per d_k")
+    if len(d_ks) < 2:
+        raise AnswerError("measure the median at several d_k (a curve), not at one")
+    if not np.array_equal(d_ks, np.round(d_ks)) or d_ks.min() < 1 or d_ks.max() > MAX_D_K:
+        raise AnswerError(f"d_ks should be whole numbers from 1 to {MAX_D_K}")
+    if np.any(np.diff(d_ks) <= 0):
+        raise AnswerError("d_ks should increase: sort your grid (and its medians with it)")
+    if not np.all(np.isfinite(medians)) or np.any(medians < 0):
+        raise AnswerError("medians should be finite and non-negative: they are norms of gradients")
+    return d_ks.astype(int), medians.astype(float), as_number(answer[2], "d_k_first")
+
+
+def _check_gradient_curve(answer):
+    d_ks, medians, d_k_first = _read_curve(answer)
+    first = first_below(d_ks, medians, LEVEL)
+    if first is None:
+        return ("your medians never fall below 1e-2: measure the unscaled scores (scale=1.0), "
+                "and extend the grid to larger d_k")
+    if first == d_ks[0]:
+        return ("your medians are below 1e-2 already at your smallest d_k: start the grid lower, "
+                "so that it shows where the crossing happens")
+    if d_k_first != first:
+        return "that is not where your curve first falls below 1e-2: give the first d_k of your grid whose median is below it"
+    before = int(d_ks[list(d_ks).index(first) - 1])
+    if first - before > SPACING:
+        return (f"your grid is too coarse there: the d_k before your crossing is {first - before} "
+                f"below it; measure points at most {SPACING} apart around the crossing")
+    for d_k in (before, first):
+        mine = float(medians[list(d_ks).index(d_k)])
+        again = float(np.median(score_gradient_norms_numpy(d_k, 1.0)))
+        if not again / FACTOR <= mine <= again * FACTOR:
+            return (f"your median at d_k={d_k} is more than {FACTOR} times away from a fresh "
+                    "measurement of the lesson's setup: measure the unscaled scores (scale=1.0) "
+                    "and take the median of `score_gradient_norms` over the queries, not the mean")
+    return None
+
+
+register(
+    Exercise(
+        key="05.5",
+        question=(
+            "Experiment: in the table of section 1.3 the median gradient reaching the "
+            "unscaled scores falls below 1e-2 between two widths of the grid. Locate it: "
+            "measure `np.median(score_gradient_norms(d_k, scale=1.0))` on a finer grid of "
+            f"d_k (at most {SPACING} apart around the crossing) and give "
+            "`(d_ks, medians, d_k_first)`: your grid, your medians, and the smallest d_k of "
+            "your grid whose median is below 1e-2. The checker re-measures the two points "
+            "around your crossing."
+        ),
+        checker=_check_gradient_curve,
+        solution=_SOLUTION_05_5,
+        hint=(
+            "The table shows the median just above 1e-2 at one width and far below it at "
+            "the next: measure every 16 between the widths on either side, e.g. "
+            "`range(128, 513, 16)`, and take the first d_k whose median is below 1e-2."
         ),
     )
 )

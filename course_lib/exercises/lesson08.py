@@ -3,15 +3,19 @@
 08.1  count the parameters of a multi-head attention layer (function);
 08.2  split the features into heads (function);
 08.3  merge the heads back (function);
-08.4  give the shape of the attention scores for a cross-attention call (value).
+08.4  give the shape of the attention scores for a cross-attention call (value);
+08.5  read the maps of a trained model: which heads look one position back (experiment);
+08.6  train one head on the sum of the last two inputs and measure it (experiment).
 
-The expected results follow `course_lib.layers.MultiHeadAttention`, whose weights
-have the shapes of `keras.layers.MultiHeadAttention`.
+Notation as in the lesson: `h` heads (`num_heads`), `d_k` per-head query/key width
+(`key_dim`), `d_v` per-head value width (`value_dim`), `d_model` the input width. The
+expected results follow `course_lib.layers.MultiHeadAttention`, whose weights have the
+shapes of `keras.layers.MultiHeadAttention`.
 """
 
 import numpy as np
 
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import AnswerError, Case, Exercise, as_array, as_number, register
 
 # 08.1 ------------------------------------------------------------------------------
 
@@ -104,32 +108,32 @@ register(
 
 def _split_heads(x, num_heads):
     x = np.asarray(x)
-    batch_size, length, dim = x.shape
-    x = x.reshape(batch_size, length, num_heads, dim // num_heads)  # (B, T, N, h)
-    return x.transpose(0, 2, 1, 3)  # (B, N, T, h)
+    batch_size, length, d_model = x.shape
+    x = x.reshape(batch_size, length, num_heads, d_model // num_heads)  # (B, T, h, d_k)
+    return x.transpose(0, 2, 1, 3)  # (B, h, T, d_k)
 
 
 def _split_straight(x, num_heads):
-    batch_size, length, dim = x.shape
-    return x.reshape(batch_size, num_heads, length, dim // num_heads)  # (B, N, T, h), positions mixed
+    batch_size, length, d_model = x.shape
+    return x.reshape(batch_size, num_heads, length, d_model // num_heads)  # (B, h, T, d_k), positions mixed
 
 
 def _split_strided(x, num_heads):
-    batch_size, length, dim = x.shape
-    x = x.reshape(batch_size, length, dim // num_heads, num_heads)  # (B, T, h, N): every N-th feature
-    return x.transpose(0, 3, 1, 2)  # (B, N, T, h)
+    batch_size, length, d_model = x.shape
+    x = x.reshape(batch_size, length, d_model // num_heads, num_heads)  # (B, T, d_k, h): every h-th feature
+    return x.transpose(0, 3, 1, 2)  # (B, h, T, d_k)
 
 
-_X = np.arange(2 * 3 * 8, dtype=float).reshape(2, 3, 8)  # (B, T, D) = (2, 3, 8)
+_X = np.arange(2 * 3 * 8, dtype=float).reshape(2, 3, 8)  # (B, T, d_model) = (2, 3, 8)
 
 register(
     Exercise(
         key="08.2",
         question=(
             "Write `my_split_heads(x, num_heads)` (numpy): from `x` of shape "
-            "`(batch_size, T, D)` return shape `(batch_size, num_heads, T, D // num_heads)`, "
-            "where head `i` holds the features `i * h ... (i + 1) * h - 1` (h = D // num_heads) "
-            "of every position."
+            "`(batch_size, T, d_model)` return shape `(batch_size, num_heads, T, d_k)` with "
+            "`d_k = d_model // num_heads`, where head `i` holds the features "
+            "`i * d_k ... (i + 1) * d_k - 1` of every position."
         ),
         cases=(
             Case("x of shape (2, 3, 8) into 2 heads of 4", _split_heads(_X, 2), args=(_X, 2)),
@@ -139,18 +143,18 @@ register(
         ),
         solution=_split_heads,
         hint=(
-            "First reshape (B, T, D) -> (B, T, N, h): the features of each position are cut "
-            "into N consecutive pieces. Then move the head axis before the positions with "
-            "a transpose (0, 2, 1, 3). A reshape straight to (B, N, T, h) mixes positions."
+            "First reshape (B, T, d_model) -> (B, T, h, d_k): the features of each position are "
+            "cut into h consecutive pieces. Then move the head axis before the positions with "
+            "a transpose (0, 2, 1, 3). A reshape straight to (B, h, T, d_k) mixes positions."
         ),
         mistakes=(
             (
-                "a reshape straight to (B, N, T, h) mixes positions: reshape to (B, T, N, h), "
+                "a reshape straight to (B, h, T, d_k) mixes positions: reshape to (B, T, h, d_k), "
                 "then move the head axis before the positions",
                 _split_straight,
             ),
             (
-                "head i holds consecutive features, i*h to (i+1)*h - 1, not every N-th feature",
+                "head i holds consecutive features, i*d_k to (i+1)*d_k - 1, not every h-th feature",
                 _split_strided,
             ),
         ),
@@ -163,19 +167,19 @@ register(
 
 def _merge_heads(x):
     x = np.asarray(x)
-    batch_size, num_heads, length, head_dim = x.shape
-    x = x.transpose(0, 2, 1, 3)  # (B, N, T, h) -> (B, T, N, h)
-    return x.reshape(batch_size, length, num_heads * head_dim)  # (B, T, N * h)
+    batch_size, num_heads, length, d_v = x.shape
+    x = x.transpose(0, 2, 1, 3)  # (B, h, T, d_v) -> (B, T, h, d_v)
+    return x.reshape(batch_size, length, num_heads * d_v)  # (B, T, h * d_v)
 
 
-_HEADS = np.arange(2 * 4 * 3 * 2, dtype=float).reshape(2, 4, 3, 2)  # (B, N, T, h)
+_HEADS = np.arange(2 * 4 * 3 * 2, dtype=float).reshape(2, 4, 3, 2)  # (B, h, T, d_v)
 
 register(
     Exercise(
         key="08.3",
         question=(
             "Write `my_merge_heads(x)` (numpy), the inverse of 08.2: from `x` of shape "
-            "`(batch_size, num_heads, T, h)` return `(batch_size, T, num_heads * h)`, the "
+            "`(batch_size, num_heads, T, d_v)` return `(batch_size, T, num_heads * d_v)`, the "
             "heads of each position side by side (head 0 first)."
         ),
         cases=(
@@ -184,17 +188,17 @@ register(
             Case("undoes the split of (2, 3, 8) into 8 heads", _X, args=(_split_heads(_X, 8),)),
         ),
         solution=_merge_heads,
-        hint="Transpose back to (B, T, N, h) first, then reshape to (B, T, N * h).",
+        hint="Transpose back to (B, T, h, d_v) first, then reshape to (B, T, h * d_v).",
         mistakes=(
             (
                 "a reshape without the transpose puts each head's positions one after another: "
-                "transpose to (B, T, N, h) first",
-                lambda x: x.reshape(x.shape[0], x.shape[2], -1),  # (B, T, N * h), mixed
+                "transpose to (B, T, h, d_v) first",
+                lambda x: x.reshape(x.shape[0], x.shape[2], -1),  # (B, T, h * d_v), mixed
             ),
             (
                 "the heads of each position go side by side, head 0 first: transpose to "
-                "(B, T, N, h), not (B, T, h, N)",
-                lambda x: x.transpose(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1),  # (B, T, h * N)
+                "(B, T, h, d_v), not (B, T, d_v, h)",
+                lambda x: x.transpose(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1),  # (B, T, d_v * h)
             ),
         ),
     )
@@ -205,7 +209,7 @@ register(
 
 
 def _scores_shape():
-    # Scores: (batch_size, num_heads, T, S), T from the query, S from the value.
+    # Scores: (B, h, T, S), T from the query, S from the value.
     return (2, 4, 10, 7)
 
 
@@ -238,6 +242,170 @@ register(
                 "key_dim and the feature sizes play no part in the shape of the scores"
                 if {8, 16, 32} & set(received.tolist()) else None
             ),
+        ),
+    )
+)
+
+
+# 08.5 ------------------------------------------------------------------------------
+
+
+def one_back_share(weights, offset=1):
+    """Per head, the mean weight that the queries `2 .. T-1` put on the key `offset`
+    positions before them, over the whole batch: `weights` `(B, h, T, T)` -> `(h,)`."""
+    weights = np.asarray(weights, dtype=float)
+    queries = np.arange(2, weights.shape[-1])
+    return weights[:, :, queries, queries - offset].mean(axis=(0, 2))
+
+
+def _read_heads(heads, num_heads):
+    if isinstance(heads, (int, np.integer)):
+        heads = [heads]
+    if isinstance(heads, (set, frozenset)):
+        heads = sorted(heads)
+    heads = as_array(list(heads) if not hasattr(heads, "shape") else heads, "the list of heads (the second item)")
+    if heads.ndim != 1 or not np.array_equal(heads, np.round(heads)):
+        raise AnswerError("the second item should be a list of head indices (whole numbers)")
+    heads = {int(i) for i in heads}
+    if any(i < 0 or i >= num_heads for i in heads):
+        raise AnswerError(f"head indices run from 0 to {num_heads - 1} for these maps of {num_heads} heads")
+    return heads
+
+
+def _check_heads_one_back(answer):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        raise AnswerError("give a tuple of 2 items: (weights, heads)")
+    weights, heads = answer
+    weights = as_array(weights, "the maps (the first item)")
+    if weights.ndim != 4:
+        return (f"the maps should have 4 axes (batch, heads, query position, key position), as "
+                f"`return_attention_scores=True` returns them; these have shape {weights.shape}")
+    if weights.shape[-1] != weights.shape[-2] or weights.shape[-1] < 3:
+        return "the maps should be self-attention maps: as many key positions as query positions, at least 3"
+    if not np.allclose(weights.sum(axis=-1), 1.0, atol=1e-3):
+        return "these are not attention weights: every row of a map should sum to 1"
+    if weights.shape[1] < 2:
+        return "these maps have one head: pass the maps of the model with 4 heads"
+    heads = _read_heads(heads, weights.shape[1])
+    share = one_back_share(weights)
+    truth = {int(i) for i in np.flatnonzero(share > 0.5)}
+    if not truth:
+        return ("in these maps no head puts more than half of its weight one position back: are they "
+                "the maps of a trained model?")
+    wrong = sorted(heads - truth)
+    if wrong:
+        return (f"head {wrong[0]} puts less than half of its weight one position back in these maps: "
+                "look where the bright diagonal of its map lies")
+    if truth - heads:
+        return "your list misses a head that puts more than half of its weight one position back"
+    return None
+
+
+register(
+    Exercise(
+        key="08.5",
+        question=(
+            "Which heads of the trained 4-head model (seed 0) look one position back? Compute its maps "
+            "on the test sequences with `attention_maps(models[4, 0], x_test)` (shape (B, 4, T, T)), draw "
+            "them, and answer `(weights, heads)`: the maps and the list of the heads that put more than "
+            "half of their weight on the key one position before the query (averaged over the test "
+            "sequences and the query positions 2 .. T-1)."
+        ),
+        checker=_check_heads_one_back,
+        solution=(
+            "weights4 = attention_maps(models[4, 0], x_test)        # (B, 4, T, T)\n"
+            "fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))\n"
+            "for i, ax in enumerate(axes):\n"
+            "    plot_attention(weights4[:, i].mean(axis=0), ax=ax, title=f\"head {i}\")\n"
+            "plt.show()\n"
+            "t = np.arange(2, T)\n"
+            "share = weights4[:, :, t, t - 1].mean(axis=(0, 2))      # per head: weight one position back\n"
+            "heads = [i for i in range(4) if share[i] > 0.5]\n"
+            "answer = (weights4, heads)\n"
+            "\n"
+            "The other heads look two positions back, or share their weight: four heads of d_k = 4\n"
+            "split the two jobs between them, and which head takes which job depends on the seed."
+        ),
+        hint=(
+            "A head that looks one position back has its weight on the diagonal just below the main "
+            "one: row t, column t - 1. `weights[:, :, t, t - 1]` with `t = np.arange(2, T)` picks "
+            "those entries for every head; average them over the batch and the positions."
+        ),
+    )
+)
+
+
+# 08.6 ------------------------------------------------------------------------------
+
+
+def _attention_layers(model):
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise AnswerError("the first item should be your trained Keras model")
+    return [layer for layer in layers if hasattr(layer, "num_heads") and hasattr(layer, "key_dim")]
+
+
+def sum_task_r2(model, num_samples=500, seed=808):
+    """The share of the variance of `x[t-1] + x[t-2]` (positions 2 .. T-1) that `model`
+    explains on fresh standard-normal sequences shaped like its input `(T, p)`."""
+    _, length, width = model.input_shape
+    x = np.random.default_rng(seed).normal(size=(num_samples, length, width)).astype("float32")
+    target = x[:, 1:-1] + x[:, :-2]  # (B, T-2, p): positions 2 .. T-1
+    predicted = np.asarray(model.predict(x, verbose=0))[:, 2:]
+    return float(1 - np.mean((predicted - target) ** 2) / np.var(target))
+
+
+def _check_one_head_sum(answer):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        raise AnswerError("give a tuple of 2 items: (model, r2)")
+    model, r2 = answer
+    attention = _attention_layers(model)
+    if not attention:
+        return "the first item should be your trained model, with its MultiHeadAttention layer"
+    if any(layer.num_heads != 1 for layer in attention):
+        return "the question is about one head: build the model with `build_model(1, seed)`"
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple) or len(shape) != 3 or shape[1] is None or shape[1] < 3:
+        return "the model should read sequences of shape (T, p), as `build_model` makes it"
+    r2 = as_number(r2, "r2 (the second item)")
+    if r2 > 1:
+        return "r2 is at most 1 (1 = every target explained): check your formula"
+    measured = sum_task_r2(model)
+    if measured < 0.9:
+        return ("your model does not compute the sum: on fresh sequences it explains less than 0.9 of the "
+                "variance of x[t-1] + x[t-2]; train it on the sum targets, `make_task(..., sign=+1)`")
+    if abs(r2 - measured) > 0.05:
+        return ("your r2 does not match your model: on fresh sequences of the sum task it explains a "
+                "clearly different share of the variance; measure it with `r2_score` on the sum test targets")
+    return None
+
+
+register(
+    Exercise(
+        key="08.6",
+        question=(
+            "Is one head enough when the target is the sum `x[t-1] + x[t-2]` instead of the difference? "
+            "Build a one-head model with `build_model(1, seed=0)`, train it with `train` on "
+            "`make_task(2000, seed=1, sign=+1)`, measure `r2_score` on `make_task(1000, seed=2, sign=+1)`, "
+            "and answer `(model, r2)`. The checker re-measures your model on fresh sequences."
+        ),
+        checker=_check_one_head_sum,
+        solution=(
+            "x_sum, y_sum = make_task(2000, seed=1, sign=+1)\n"
+            "x_sum_test, y_sum_test = make_task(1000, seed=2, sign=+1)\n"
+            "sum_model = build_model(1, seed=0)\n"
+            "train(sum_model, x_sum, y_sum)\n"
+            "sum_r2 = r2_score(sum_model, x_sum_test, y_sum_test)\n"
+            "answer = (sum_model, sum_r2)\n"
+            "\n"
+            "One head is enough: the sum is 2 x (x[t-1] + x[t-2]) / 2, a weighted average with\n"
+            "positive weights (1/2 and 1/2) times 2, which one head's softmax row and W^O can\n"
+            "produce. The difference needs a negative weight, which no softmax row has; two\n"
+            "heads give W^O two fetched vectors to subtract."
+        ),
+        hint=(
+            "Only the targets change: `make_task` has a `sign` argument. After training, draw the "
+            "one head's map (`attention_maps`): where does it put its weight, and how much?"
         ),
     )
 )
