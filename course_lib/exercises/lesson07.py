@@ -3,7 +3,10 @@
 07.1  the sinusoidal encoding at position `pos`, feature `j` (function);
 07.2  rotate a 2-D vector by an angle, the building block of rotary positions (function);
 07.3  predict the output of self-attention without positions on permuted tokens (value);
-07.4  which position scheme cannot read a sequence longer than its training length (value).
+07.4  which position scheme cannot read a sequence longer than its training length (value);
+07.5  the wavelength of the slowest pair of the sinusoidal encoding (function);
+07.6  an experiment: the offset-task models of the lesson run on sequences four times
+      their training length (the measured accuracies, checked against what must hold).
 
 Expected values are written from the closed formulas with numpy (the same formulas
 as `course_lib.positional`, whose tests check it against them).
@@ -13,7 +16,8 @@ import math
 
 import numpy as np
 
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import AnswerError, Case, Exercise, as_number, register
+from course_lib.exercises.feedback import kind
 
 # 07.1 ------------------------------------------------------------------------------
 
@@ -206,5 +210,144 @@ register(
             "any position. Which scheme stores one vector per position instead?"
         ),
         answer_is_function=False,
+    )
+)
+
+
+# 07.5 ------------------------------------------------------------------------------
+
+
+def _slowest_wavelength(d, max_wavelength=10000):
+    # The last pair is i = d/2 - 1: it turns by max_wavelength ** (-2i/d) radians per
+    # position, so a full turn (2 pi radians) takes 2 pi * max_wavelength ** ((d - 2) / d).
+    return 2 * math.pi * max_wavelength ** ((d - 2) / d)
+
+
+def _wavelength_case(description, d, max_wavelength=None):
+    kwargs = {} if max_wavelength is None else {"max_wavelength": max_wavelength}
+    expected = 2 * math.pi * (max_wavelength or 10000) ** ((d - 2) / d)
+    return Case(description, expected, args=(d,), kwargs=kwargs)
+
+
+register(
+    Exercise(
+        key="07.5",
+        question=(
+            "Write `slowest_wavelength(d, max_wavelength=10000)`: the wavelength, in "
+            "positions, of the slowest pair of features of the sinusoidal encoding of "
+            "(even) width `d`."
+        ),
+        cases=(
+            _wavelength_case("d=4: two pairs", 4),
+            _wavelength_case("d=64, the width of section 2.2", 64),
+            _wavelength_case("d=512, the width of 'Attention Is All You Need'", 512),
+            _wavelength_case("d=2: a single pair, i=0", 2),
+            _wavelength_case("d=16, max_wavelength=100", 16, max_wavelength=100),
+        ),
+        solution=_slowest_wavelength,
+        hint=(
+            "Pair i turns by max_wavelength ** (-2i / d) radians per position; a full turn "
+            "is 2 pi radians. Which i does the last pair have when there are d / 2 pairs?"
+        ),
+        rtol=1e-4,
+        mistakes=(
+            (
+                "that is 2 pi * max_wavelength, the wavelength of a pair i = d/2, which does not "
+                "exist: the pairs are i = 0 .. d/2 - 1",
+                lambda d, max_wavelength=10000: 2 * math.pi * max_wavelength,
+            ),
+            (
+                "that is the number of positions per radian: a full turn is 2 pi radians",
+                lambda d, max_wavelength=10000: max_wavelength ** ((d - 2) / d),
+            ),
+            (
+                "that is the turn per position, in radians: the wavelength is 2 pi divided by it",
+                lambda d, max_wavelength=10000: max_wavelength ** (-(d - 2) / d),
+            ),
+            (
+                "that is the fastest pair (i = 0): the slowest is the last one",
+                lambda d, max_wavelength=10000: 2 * math.pi,
+            ),
+            (
+                "features 2i and 2i + 1 share one angle: the slowest pair is i = d/2 - 1, "
+                "not the last feature j = d - 1",
+                lambda d, max_wavelength=10000: 2 * math.pi * max_wavelength ** (2 * (d - 1) / d),
+            ),
+            (
+                "use the `max_wavelength` argument",
+                lambda d, max_wavelength=10000: 2 * math.pi * 10000 ** ((d - 2) / d),
+            ),
+        ),
+    )
+)
+
+# 07.6 ------------------------------------------------------------------------------
+
+POSITION_KINDS = ("none", "sinusoidal", "learned", "rotary")
+LONG_TEST_LENGTH = 48  # four times the training length 12 of the lesson's models
+
+
+def _measure_long_run():
+    return """\
+long_test = make_offset_task(1000, 48, offset=3, vocab_size=vocab_size, seed=3)
+answer = {positions: accuracy_at(model, long_test) for positions, model in offset_models.items()}
+print(answer)  # learned: None (no rows past position 11); none: near 0.5; the other two measured"""
+
+
+def _check_long_run(answer):
+    if not isinstance(answer, dict):
+        raise AnswerError(
+            f"the answer should be a dict from the four names {', '.join(POSITION_KINDS)} to the "
+            f"accuracy measured (or None), not {kind(answer)}"
+        )
+    measured = {str(name).strip().lower(): value for name, value in answer.items()}
+    missing = [name for name in POSITION_KINDS if name not in measured]
+    unknown = [name for name in measured if name not in POSITION_KINDS]
+    if missing or unknown:
+        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
+            [f"unknown {', '.join(map(repr, unknown))}"] if unknown else [])
+        return f"the dict should have exactly the keys {', '.join(map(repr, POSITION_KINDS))}: {'; '.join(parts)}"
+    if measured["learned"] is not None:
+        return (
+            "the learned model cannot run on 48 tokens: its table has rows for positions 0 to 11 only. "
+            "Use None for it (`accuracy_at` returns None for a model that cannot run); a number means "
+            "the sequences you measured on were not longer than 12"
+        )
+    accuracy = {}
+    for name in ("none", "sinusoidal", "rotary"):
+        if measured[name] is None:
+            return (
+                f"the {name!r} model can run at any length (nothing in it depends on a table of "
+                "positions): measure it with `accuracy_at`"
+            )
+        accuracy[name] = as_number(measured[name], f"the accuracy of {name!r}")
+        if 1 < accuracy[name] <= 100:
+            return f"the accuracy of {name!r} should be a fraction between 0 and 1, not a percentage"
+        if not 0 <= accuracy[name] <= 1:
+            return f"the accuracy of {name!r} should be a fraction between 0 and 1"
+    if not 0.4 <= accuracy["none"] <= 0.6:
+        return (
+            "a model without positions cannot beat chance on this task at any length (both classes "
+            "hold the same tokens), so its accuracy is near 0.5: is another model's number under 'none'?"
+        )
+    return None
+
+
+register(
+    Exercise(
+        key="07.6",
+        question=(
+            "Measure the lesson's four offset-task models (trained at length 12) on 1000 "
+            "sequences of length 48 made by make_offset_task(1000, 48, offset=3, "
+            "vocab_size=vocab_size, seed=3), with accuracy_at. Answer with a dict from "
+            "'none', 'sinusoidal', 'learned', 'rotary' to the accuracy measured, or None "
+            "for a model that cannot run."
+        ),
+        checker=_check_long_run,
+        solution=_measure_long_run(),
+        hint=(
+            "Make the long test set once, then call accuracy_at(model, long_test) for each "
+            "model of offset_models; it returns None where the model raises ValueError."
+        ),
     )
 )
