@@ -5,7 +5,10 @@
 04.3  build the attention mask that hides padded source positions (function);
 04.4  compute BLEU's brevity penalty for a short hypothesis (value);
 04.5  experiment: learn the vocabulary with another size and measure the pieces per
-      German test word (checked by recomputing it, about a second).
+      German test word (checked by recomputing it, about a second);
+04.6  experiment: train the lesson's Luong model for another number of epochs and score
+      its test translations (checked against the learner's own translations: their chrF
+      is recomputed, in about a second).
 
 Expected results come from `course_lib.text` and from the definitions of BLEU
 (Papineni et al., 2002) that `sacrebleu` implements.
@@ -42,7 +45,7 @@ register(
     Exercise(
         key="04.1",
         question=(
-            "Write `make_target_pair(token_ids, length)`: `token_ids` are the word ids of "
+            "Write `make_target_pair(token_ids, length)`: `token_ids` are the piece ids of "
             "one German sentence (no START, no END). Return `(target_in, target_out)`, two "
             "integer arrays of shape `(length,)`: `target_in` is START followed by the "
             "words, `target_out` is the words followed by END, both right-padded with "
@@ -257,7 +260,10 @@ register(
             ),
         ),
         solution=_brevity_penalty,
-        hint="r / c = 12 / 9 = 1.333..., so the penalty is exp(-0.333...).",
+        hint=(
+            "Which is shorter, the hypothesis or the reference? If it is the hypothesis, "
+            "divide the reference length by the hypothesis length, then apply the formula."
+        ),
         answer_is_function=False,
         rtol=0.0,
         atol=5e-3,  # an answer rounded by hand to two or three digits passes
@@ -346,6 +352,86 @@ register(
             "A vectorizer of your size: `translation_vectorizer(size)`; then the same count "
             "as the lesson's pieces per word, on `de_test`. Fewer pieces in the vocabulary "
             "means shorter pieces, so more of them per word."
+        ),
+    )
+)
+
+
+# 04.6 ------------------------------------------------------------------------------
+
+LESSON_EPOCHS = 3  # the lesson's budget (SETTINGS["epochs"])
+
+
+def _test_split():
+    from course_lib.datasets import load_de_en_pairs
+
+    _, _, (english, german) = load_de_en_pairs()
+    return english, german
+
+
+def _check_epochs_experiment(answer):
+    from course_lib.exercises import AnswerError
+    from course_lib.translation import corpus_scores
+
+    try:
+        epochs, texts, measured = answer
+    except (TypeError, ValueError):
+        raise AnswerError("give a triple `(epochs, texts, chrF)`") from None
+    epochs = as_number(epochs, "the number of epochs")
+    if epochs != int(epochs) or not 1 <= epochs <= 30:
+        return "the number of epochs should be a whole number from 1 to 30"
+    if int(epochs) == LESSON_EPOCHS:
+        return f"{LESSON_EPOCHS} epochs is the lesson's own budget: change it (fewer or more) and train again"
+    english, german = _test_split()
+    if isinstance(texts, str) or not hasattr(texts, "__len__"):
+        return "`texts` should be your translations: a list of str, one per test sentence"
+    texts = list(texts)
+    if len(texts) != len(german):
+        return (f"`texts` has {len(texts)} translations: translate the whole test split, "
+                f"all {len(german)} sentences of `x_test`")
+    if not all(isinstance(text, str) for text in texts):
+        return "`texts` should hold str (the first output of `translate`), not token ids"
+    if texts == list(english):
+        return "these are the English sources (the copy baseline): give your model's translations"
+    if texts == list(german):
+        return "these are the German references: give your model's translations"
+    measured = as_number(measured, "the chrF")
+    if 0 < measured < 1 and corpus_scores(texts, german)["chrF"] >= 1:
+        return "chrF is reported from 0 to 100 here, as `corpus_scores` gives it"
+    scores = corpus_scores(texts, german)
+    if abs(measured - scores["chrF"]) <= 0.05:
+        return None
+    if abs(measured - scores["BLEU"]) <= 0.05:
+        return "that is the BLEU of your translations: the question asks for their chrF"
+    if abs(measured - corpus_scores(english, german)["chrF"]) <= 0.05:
+        return "that is the chrF of copying the English source, not of your translations"
+    return ("that is not the chrF of these translations: score them with "
+            "`corpus_scores(texts, de_test)[\"chrF\"]` (did you train again after changing the "
+            "epochs, and translate with the new model?)")
+
+
+_SOLUTION_04_6 = """\
+epochs = 5
+changed = make_model("luong")  # section 3: same seed, data, batches and optimiser
+changed.fit(LengthBucketedBatches(x_train, y_train, SETTINGS["batch_size"], seed=0), epochs=epochs, verbose=0)
+changed_texts = translate(changed, x_test, vectorizer, max_length=SETTINGS["max_length"])[0]
+answer = (epochs, changed_texts, corpus_scores(changed_texts, de_test)["chrF"])"""
+
+register(
+    Exercise(
+        key="04.6",
+        question=(
+            "Experiment: train the lesson's Luong model for another number of epochs than "
+            f"its {LESSON_EPOCHS} (the same `make_model`, batches and data), translate the whole "
+            "test split with `translate` and score it with `corpus_scores`. Give "
+            "`(epochs, texts, chrF)`: your epochs, your translations (a list of str) and "
+            "their chrF; the checker recomputes the chrF of your translations."
+        ),
+        checker=_check_epochs_experiment,
+        solution=_SOLUTION_04_6,
+        hint=(
+            "The lesson's exercise cell does the training and the translation once `epochs` "
+            "is set; `corpus_scores(changed_texts, de_test)` gives a dict with the chrF."
         ),
     )
 )
