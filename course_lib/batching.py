@@ -26,7 +26,9 @@ class LengthBucketedBatches(keras.utils.PyDataset):
 
     Keras infers the input signature from the first two batches, leaving free only the
     axes whose sizes differ: the first two batches are therefore always of different
-    lengths, so that the length axis stays free.
+    source lengths, and of different target lengths too wherever the data has another
+    batch for that (sources and targets of independent lengths, as in translation), so
+    that both length axes stay free.
 
     Args:
         sources: integer array `(num_samples, S)`, right-padded with 0.
@@ -80,7 +82,9 @@ class LengthBucketedBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         self._rng.shuffle(self._order)
         if len(self._order) > 1:
-            widths = [self[i][0][0].shape[1] for i in range(len(self._order))]
-            first = next((i for i in range(1, len(widths)) if widths[i] != widths[0]), None)
+            widths = [(self[i][0][0].shape[1], self[i][0][1].shape[1]) for i in range(len(self._order))]
+            # another source AND target length if there is one, else another source length
+            first = next((i for i in range(1, len(widths)) if all(a != b for a, b in zip(widths[i], widths[0]))),
+                         next((i for i in range(1, len(widths)) if widths[i][0] != widths[0][0]), None))
             if first is not None:  # put a batch of another length second
                 self._order[[1, first]] = self._order[[first, 1]]

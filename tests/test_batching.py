@@ -49,6 +49,28 @@ def test_fit_on_length_bucketed_batches_of_several_widths():
     assert np.isfinite(history.history["loss"][0])
 
 
+def test_fit_when_source_and_target_lengths_are_independent():
+    # translation-like data: targets of 1 to 6 tokens whatever the source length. The
+    # second batch must differ from the first in both lengths, or Keras fixes the target
+    # axis to the first batches' width and a later batch of another width fails.
+    rng = np.random.default_rng(0)
+    sources, targets = np.zeros((96, 8), "int32"), np.zeros((96, 8), "int32")
+    for row in range(96):
+        s, t = 1 + row % 8, int(rng.integers(1, 7))
+        sources[row, :s] = rng.integers(3, 12, s)
+        targets[row, : t + 2] = [1, *rng.integers(3, 12, t), 2]
+    for seed in range(6):
+        batches = LengthBucketedBatches(sources, targets, batch_size=8, seed=seed)
+        (source_0, target_0), _ = batches[0]
+        (source_1, target_1), _ = batches[1]
+        assert source_0.shape[1] != source_1.shape[1] and target_0.shape[1] != target_1.shape[1], seed
+    keras.utils.set_random_seed(0)
+    model = build_seq2seq(12, 12, embedding_dim=8, units=6, attention="luong")
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(LengthBucketedBatches(sources, targets, batch_size=8, seed=1), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
 SOURCES = np.array([[3, 4, 0], [5, 0, 0]], dtype="int32")
 TARGETS = np.array([[1, 4, 3, 2], [1, 5, 2, 0]], dtype="int32")
 
