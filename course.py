@@ -167,6 +167,7 @@ def course_env(backend=None):
         env["KERAS_BACKEND"] = backend
     env.setdefault("KERAS_BACKEND", "tensorflow")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the lessons' first cell: the same numbers on every CPU
     return env
 
 

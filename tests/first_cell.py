@@ -3,6 +3,7 @@ import sys
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # the same numbers on every x86-64 CPU, and no log line
 if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     # A hosted notebook (Colab, Kaggle): fetch the course and what the image lacks, once.
     import subprocess
