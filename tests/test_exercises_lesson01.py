@@ -91,3 +91,16 @@ def test_hint_and_question_do_not_give_the_crossing_away(capsys):
     assert "Hint" in printed and "0.9" in printed
     for shown in (f"{crossing():.2f}", f"{crossing():.3f}"):
         assert shown not in printed, printed
+
+
+def test_01_3_a_shift_by_the_whole_matrix_maximum_is_caught_by_name():
+    def global_shift(queries, keys, values, scale):
+        scores = np.asarray(queries) @ np.asarray(keys).T * scale
+        exps = np.exp(scores - scores.max())
+        weights = exps / exps.sum(axis=-1, keepdims=True)
+        return weights @ np.asarray(values), weights
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        status, text = exercises.evaluate("01.3", global_shift)
+    assert status != "correct"
+    assert "its own maximum" in text and "[400 .. 1600]" in text

@@ -190,6 +190,12 @@ def _naive_attention(queries, keys, values, scale):
     return weights @ values, weights
 
 
+def _global_shift_attention(queries, keys, values, scale):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = _shifted_by_global_max(queries @ keys.T * scale)
+    return weights @ values, weights
+
+
 _RNG = np.random.default_rng(1)
 _Q, _K, _V = _RNG.normal(size=(4, 8)), _RNG.normal(size=(5, 8)), _RNG.normal(size=(5, 2))
 
@@ -212,6 +218,11 @@ register(
             _attention_case(
                 "query [[100, 0, 100]], scale=1.0: scores [400, 1000, 1600] overflow a naive exp",
                 [[100.0, 0.0, 100.0]], KEYS, VALUES, 1.0,
+            ),
+            _attention_case(
+                "two queries [[100, 0, 100], [-100, 0, 0]], scale=1.0: rows of scores [400 .. 1600] "
+                "and [-100 .. -700], far apart",
+                [[100.0, 0.0, 100.0], [-100.0, 0.0, 0.0]], KEYS, VALUES, 1.0,
             ),
             _attention_case(
                 "negative scale -1.0: the smallest dot product gets the most weight",
@@ -249,6 +260,11 @@ register(
                 "not numerically stable: np.exp overflows to inf for scores this large; "
                 "subtract each row's maximum score before np.exp",
                 _naive_attention,
+            ),
+            (
+                "shifted every score by the largest score of the whole matrix: a row far below it "
+                "underflows to 0/0; shift each row by its own maximum (axis=-1, keepdims=True)",
+                lambda q, k, v, scale: _global_shift_attention(q, k, v, scale),
             ),
             (
                 "output and weights are swapped: return (output, weights)",
