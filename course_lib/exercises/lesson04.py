@@ -359,7 +359,7 @@ register(
 
 # 04.6 ------------------------------------------------------------------------------
 
-LESSON_EPOCHS = 3  # the lesson's budget (SETTINGS["epochs"])
+LESSON_EPOCHS = 2  # the lesson's budget (SETTINGS["epochs"])
 
 
 def _test_split():
