@@ -3,15 +3,18 @@
 03.1  which source position an output position of a reversal attends to (function);
 03.2  the number of weights of a Keras GRU layer (function);
 03.3  the exact-match accuracy of four given predictions (value);
-03.4  how many numbers a decoder step can read, without and with attention (value).
+03.4  how many numbers a decoder step can read, without and with attention (value);
+03.5  an experiment: the model without attention with more units, and the source length
+      at which its exact match falls below 0.5 (checked against the learner's own curve).
 
 Expected results come from the rule of the task, from Keras itself (03.2, checked in
-tests) and from `course_lib.seq2seq.exact_match`.
+tests) and from `course_lib.decoding.exact_match`; 03.5 has no expected value of its
+own, only consistency with the curve the learner measured.
 """
 
 import numpy as np
 
-from course_lib.exercises import Case, Exercise, register
+from course_lib.exercises import AnswerError, Case, Exercise, as_array, as_number, first_below, register
 
 # 03.1 ------------------------------------------------------------------------------
 
@@ -205,5 +208,103 @@ register(
         answer_is_function=False,
         parts=("(a) without attention", "(b) with attention"),
         diagnose=(_numbers_diagnosis,),
+    )
+)
+
+
+# 03.5 ------------------------------------------------------------------------------
+
+LESSON_UNITS = 80  # the lesson's model without attention
+LEVEL = 0.5
+
+
+def _read_curve(lengths, accuracy):
+    lengths = as_array(lengths, "the lengths (the second item)")
+    accuracy = as_array(accuracy, "the accuracies (the third item)")
+    if lengths.ndim != 1 or accuracy.ndim != 1 or lengths.shape != accuracy.shape or lengths.size < 2:
+        raise AnswerError(
+            "the lengths and the accuracies should be two 1-D arrays of the same size, one accuracy per "
+            f"length (received shapes {lengths.shape} and {accuracy.shape})"
+        )
+    if not np.array_equal(lengths, np.round(lengths)) or (np.diff(lengths) <= 0).any():
+        raise AnswerError("the lengths should be whole numbers in increasing order, as `test_lengths` is")
+    if np.isnan(accuracy).any():
+        raise AnswerError("the accuracies contain NaN: a length without test sequences?")
+    if (accuracy < 0).any() or (accuracy > 1).any():
+        raise AnswerError(
+            "accuracies are fractions between 0 and 1"
+            + (" (these look like percentages)" if accuracy.max() <= 100 and (accuracy >= 0).all() else "")
+        )
+    return lengths.astype(np.int64), accuracy.astype(float)
+
+
+def _check_wider_bottleneck(answer):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 4:
+        raise AnswerError("give a tuple of 4 items: (units, test_lengths, accuracy, length)")
+    units, lengths, accuracy, length = answer
+    units = as_number(units, "the number of units (the first item)")
+    if units != round(units):
+        return "the number of units (the first item) should be a whole number"
+    if units <= LESSON_UNITS:
+        return (f"the first item should be the number of units of your wider model: more than the "
+                f"lesson's {LESSON_UNITS}")
+    lengths, accuracy = _read_curve(lengths, accuracy)
+    if accuracy[0] < LEVEL:
+        return ("your curve is below 0.5 already at its shortest length: did the model train? (the "
+                "lesson's models get the short sources right)")
+    first = first_below(lengths, accuracy, LEVEL)
+    if first is None:
+        return ("your curve never falls below 0.5 over the lengths you tested: test lengths up to 40, "
+                "as section 7 does")
+    length = as_number(length, "the length (the fourth item)")
+    if length == first:
+        return None
+    if length == int(np.flatnonzero(lengths == first)[0]):
+        return "that is a position in the array, not a source length: read the length from your lengths"
+    if length not in lengths:
+        return "that is not one of the lengths in your curve"
+    at = accuracy[lengths == length][0]
+    if at == LEVEL:
+        return "your curve is exactly 0.5 at that length, and exactly 0.5 is not below 0.5"
+    if at > LEVEL:
+        before = lengths[lengths < first]
+        if before.size and length == before[-1]:
+            return "that is the last length at which your curve is still at or above 0.5; the question asks for the first one below"
+        return "your curve is still above 0.5 at that length"
+    return "your curve is below 0.5 there, but it already was at a shorter length: give the first one"
+
+
+register(
+    Exercise(
+        key="03.5",
+        question=(
+            "Give the model without attention more units than the lesson's 80 (an even number: the "
+            "encoder is bidirectional), train it with the lesson's `train` (same data and budget), "
+            "measure its exact match with `accuracy_by_length`, and answer "
+            "`(units, test_lengths, accuracy, length)`: your units, your curve, and the first source "
+            "length at which your curve falls below 0.5."
+        ),
+        checker=_check_wider_bottleneck,
+        solution=(
+            "wide_units = 160                      # any even number above 80\n"
+            "keras.utils.set_random_seed(0)\n"
+            "wide_model = build_seq2seq(VOCAB_SIZE, VOCAB_SIZE, embedding_dim=16, units=wide_units,\n"
+            "                           bidirectional=True)\n"
+            "train(wide_model)\n"
+            "wide_accuracy, _, _ = accuracy_by_length(wide_model)\n"
+            "length = test_lengths[np.flatnonzero(wide_accuracy < 0.5)[0]]   # the first length below 0.5\n"
+            "answer = (wide_units, test_lengths, wide_accuracy, length)\n"
+            "\n"
+            "In one run on the course's machine, 160 units (134,989 parameters, 3.5 times as many as\n"
+            "the 80-unit model) fell below 0.5 at length 14, against 11 for 80 units in that same run:\n"
+            "a wider state pushes the bottleneck back a little, it does not remove it. Your numbers\n"
+            "depend on your machine and seed."
+        ),
+        hint=(
+            "Your curve is `wide_accuracy` against `test_lengths`. Read it from the left: the answer is "
+            "the first length whose accuracy is below 0.5 (exactly 0.5 is not below). "
+            "`np.flatnonzero(wide_accuracy < 0.5)` gives the positions of those below; the length is "
+            "`test_lengths` at the first of them."
+        ),
     )
 )
