@@ -34,6 +34,25 @@ def _looks_like_sentence(text):
     )
 
 
+def _aligned_alternatives(lines):
+    """Steps 1-3 of `parse_de_en_lines`: for each usable line, its German and its
+    English alternatives (two lists of str of the same length, not cleaned yet)."""
+    if isinstance(lines, (str, bytes)):
+        raise TypeError(message("lines", "an iterable of lines, not one string (use `text.splitlines()`)", lines))
+    for line in lines:
+        if not isinstance(line, str):
+            raise TypeError(message("line", "a str (every line)", line))
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        sides = line.split(" :: ")
+        if len(sides) != 2:
+            continue
+        german_alternatives, english_alternatives = (side.split(" | ") for side in sides)
+        if len(german_alternatives) == len(english_alternatives):
+            yield german_alternatives, english_alternatives
+
+
 def parse_de_en_lines(lines):
     """English-German sentence pairs from lines of the TU Chemnitz dictionary.
 
@@ -68,21 +87,8 @@ def parse_de_en_lines(lines):
     >>> parse_de_en_lines(["Er ist krank. [med.] | Haus {n} :: He is ill. | house"])
     [('He is ill.', 'Er ist krank.')]
     """
-    if isinstance(lines, (str, bytes)):
-        raise TypeError(message("lines", "an iterable of lines, not one string (use `text.splitlines()`)", lines))
     pairs = set()
-    for line in lines:
-        if not isinstance(line, str):
-            raise TypeError(message("line", "a str (every line)", line))
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        sides = line.split(" :: ")
-        if len(sides) != 2:
-            continue
-        german_alternatives, english_alternatives = (side.split(" | ") for side in sides)
-        if len(german_alternatives) != len(english_alternatives):
-            continue
+    for german_alternatives, english_alternatives in _aligned_alternatives(lines):
         for german, english in zip(german_alternatives, english_alternatives):
             if not (_ENDS_SENTENCE.search(german) and _ENDS_SENTENCE.search(english)):
                 continue  # a shortcut: a sentence ends in . ! or ?, so holds one
@@ -133,22 +139,9 @@ def parse_de_en_lexicon(lines, held_out=()):
     >>> parse_de_en_lexicon(["krank {adj} | Er ist krank. :: ill | He is ill."], held_out={"He is ill."})
     []
     """
-    if isinstance(lines, (str, bytes)):
-        raise TypeError(message("lines", "an iterable of lines, not one string (use `text.splitlines()`)", lines))
     held_out = frozenset(held_out)
     pairs = set()
-    for line in lines:
-        if not isinstance(line, str):
-            raise TypeError(message("line", "a str (every line)", line))
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        sides = line.split(" :: ")
-        if len(sides) != 2:
-            continue
-        german_alternatives, english_alternatives = (side.split(" | ") for side in sides)
-        if len(german_alternatives) != len(english_alternatives):
-            continue
+    for german_alternatives, english_alternatives in _aligned_alternatives(lines):
         if held_out and any(_clean_de_en_text(a) in held_out for a in german_alternatives + english_alternatives):
             continue
         for german, english in zip(german_alternatives, english_alternatives):
