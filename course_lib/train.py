@@ -250,7 +250,8 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
         best_entry = max(earlier["validation"]["history"], key=lambda entry: entry["chrF"])
         initialized = {"directory": str(init), "command": earlier.get("command"), "steps": best_entry["step"],
                        "train_seconds": earlier.get("train_seconds", round(60 * best_entry["minutes"], 1)),
-                       "validation_chrF": best_entry["chrF"]}
+                       "validation_chrF": best_entry["chrF"],
+                       "initialized_from": earlier.get("initialized_from")}  # the chain of runs, oldest last
     Loss, Schedule = _keras_pieces()
     model.compile(
         optimizer=keras.optimizers.Adam(Schedule(settings["learning_rate"], settings["warmup_steps"],

@@ -103,5 +103,6 @@ def test_a_run_can_go_on_from_a_saved_model_of_the_same_config(tmp_path):
     best = max(first["validation"]["history"], key=lambda entry: entry["chrF"])
     assert second["initialized_from"]["steps"] == best["step"]
     assert second["initialized_from"]["validation_chrF"] == best["chrF"]
+    assert second["initialized_from"]["initialized_from"] is None  # the first run started from scratch
     with raises_naming(ValueError, "init"):
         train.train_translation("rnn", minutes=0.05, tiny=True, init=tmp_path / "first", units=48)
