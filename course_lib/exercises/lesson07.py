@@ -290,46 +290,73 @@ LONG_TEST_LENGTH = 48  # four times the training length 12 of the lesson's model
 def _measure_long_run():
     return """\
 long_test = make_offset_task(1000, 48, offset=3, vocab_size=vocab_size, seed=3)
-answer = {positions: accuracy_at(model, long_test) for positions, model in offset_models.items()}
-print(answer)  # learned: None (no rows past position 11); none: near 0.5; the other two measured"""
+accuracies = {positions: accuracy_at(model, long_test) for positions, model in offset_models.items()}
+print(accuracies)  # learned: None (no rows past position 11); the others measured
+check("07.6", (offset_models, accuracies))"""
+
+
+def _remeasure(model):
+    """The model's accuracy on the exercise's long test set, or None if it cannot run."""
+    import keras
+
+    from course_lib.synthetic import make_offset_task
+
+    x, y = make_offset_task(1000, LONG_TEST_LENGTH, offset=3, vocab_size=10, seed=3)
+    try:
+        probability = keras.ops.convert_to_numpy(model(x, training=False))[:, 0]
+    except ValueError:  # a learned table without rows for these positions
+        return None
+    return float(np.mean((probability > 0.5) == y))
 
 
 def _check_long_run(answer):
-    if not isinstance(answer, dict):
+    import keras
+
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and isinstance(answer[0], dict)):
         raise AnswerError(
-            f"the answer should be a dict from the four names {', '.join(POSITION_KINDS)} to the "
-            f"accuracy measured (or None), not {kind(answer)}"
+            "the answer should be a pair (offset_models, accuracies): the lesson's dict of models and "
+            f"your dict from the four names {', '.join(POSITION_KINDS)} to the accuracy measured (or None), "
+            f"not {kind(answer)}"
         )
-    measured = {str(name).strip().lower(): value for name, value in answer.items()}
-    missing = [name for name in POSITION_KINDS if name not in measured]
-    unknown = [name for name in measured if name not in POSITION_KINDS]
-    if missing or unknown:
-        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
-            [f"unknown {', '.join(map(repr, unknown))}"] if unknown else [])
-        return f"the dict should have exactly the keys {', '.join(map(repr, POSITION_KINDS))}: {'; '.join(parts)}"
+    models, accuracies = answer
+    if not isinstance(accuracies, dict):
+        raise AnswerError(f"the second item should be a dict of accuracies, not {kind(accuracies)}")
+    models = {str(name).strip().lower(): model for name, model in models.items()}
+    measured = {str(name).strip().lower(): value for name, value in accuracies.items()}
+    for label, found in (("offset_models", models), ("your accuracies", measured)):
+        missing = [name for name in POSITION_KINDS if name not in found]
+        unknown = [name for name in found if name not in POSITION_KINDS]
+        if missing or unknown:
+            parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
+                [f"unknown {', '.join(map(repr, unknown))}"] if unknown else [])
+            return f"{label} should have exactly the keys {', '.join(map(repr, POSITION_KINDS))}: {'; '.join(parts)}"
+    for name in POSITION_KINDS:
+        if not isinstance(models[name], keras.Model):
+            return f"offset_models[{name!r}] should be the lesson's trained keras model, not {kind(models[name])}"
     if measured["learned"] is not None:
         return (
             "the learned model cannot run on 48 tokens: its table has rows for positions 0 to 11 only. "
             "Use None for it (`accuracy_at` returns None for a model that cannot run); a number means "
             "the sequences you measured on were not longer than 12"
         )
-    accuracy = {}
     for name in ("none", "sinusoidal", "rotary"):
         if measured[name] is None:
             return (
                 f"the {name!r} model can run at any length (nothing in it depends on a table of "
                 "positions): measure it with `accuracy_at`"
             )
-        accuracy[name] = as_number(measured[name], f"the accuracy of {name!r}")
-        if 1 < accuracy[name] <= 100:
+        value = as_number(measured[name], f"the accuracy of {name!r}")
+        if 1 < value <= 100:
             return f"the accuracy of {name!r} should be a fraction between 0 and 1, not a percentage"
-        if not 0 <= accuracy[name] <= 1:
+        if not 0 <= value <= 1:
             return f"the accuracy of {name!r} should be a fraction between 0 and 1"
-    if not 0.4 <= accuracy["none"] <= 0.6:
-        return (
-            "a model without positions cannot beat chance on this task at any length (both classes "
-            "hold the same tokens), so its accuracy is near 0.5: is another model's number under 'none'?"
-        )
+        again = _remeasure(models[name])
+        if again is None or abs(value - again) > 0.01:
+            return (
+                f"the accuracy you give for {name!r} is not what its model scores when the checker "
+                "measures it on make_offset_task(1000, 48, offset=3, vocab_size=vocab_size, seed=3): "
+                "measure each model on that test set with accuracy_at, and give the numbers it returns"
+            )
     return None
 
 
@@ -341,7 +368,8 @@ register(
             "sequences of length 48 made by make_offset_task(1000, 48, offset=3, "
             "vocab_size=vocab_size, seed=3), with accuracy_at. Answer with a dict from "
             "'none', 'sinusoidal', 'learned', 'rotary' to the accuracy measured, or None "
-            "for a model that cannot run."
+            "for a model that cannot run. Check the pair (offset_models, accuracies): the "
+            "checker measures the models again."
         ),
         checker=_check_long_run,
         solution=_measure_long_run(),
