@@ -12,7 +12,16 @@ position, `C` width (`d_model`, a recurrent layer's `units`).
 
 import numpy as np
 
-from course_lib.exercises import AnswerError, Case, Exercise, as_array, as_number, first_below, register
+from course_lib.exercises import (
+    AnswerError,
+    Case,
+    Exercise,
+    as_array,
+    as_number,
+    first_below,
+    register,
+)
+from course_lib.exercises.lesson03 import _gru_parameter_count
 
 # 10.1 ------------------------------------------------------------------------------
 
@@ -20,8 +29,8 @@ from course_lib.exercises import AnswerError, Case, Exercise, as_array, as_numbe
 def _gru_params(input_dim, units):
     # Keras's GRU (reset_after=True): three gates (update, reset, candidate), each with an
     # input kernel (input_dim, units), a recurrent kernel (units, units) and two biases
-    # (one added to the input part, one to the recurrent part).
-    return 3 * (input_dim * units + units * units + 2 * units)
+    # (one added to the input part, one to the recurrent part): the count of exercise 03.2.
+    return _gru_parameter_count(input_dim, units)
 
 
 def _gru_mistake(gates=3, biases=2, recurrent=True):
