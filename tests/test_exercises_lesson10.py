@@ -1,4 +1,4 @@
-"""Lesson 10's exercises: 10.1 (a GRU's parameter count, checked against Keras), 10.2
+"""Lesson 10's exercises: 10.1 (a self-attention layer's parameter count, checked against the layer), 10.2
 (an LSTM's gradient against distance, re-measured by the checker) and 10.3 (the
 crossover read from the learner's own timing). Each checker accepts the reference in
 any valid form, rejects typical wrong answers with feedback that says what is wrong,
@@ -11,6 +11,7 @@ import pytest
 
 from course_lib import exercises
 from course_lib.exercises import first_below, lesson10
+from course_lib.multihead import MultiHeadAttention
 
 CORRECT = ("correct", "your answer passes the check.")
 
@@ -22,16 +23,24 @@ def shows_number(message, value):
 # 10.1 ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("input_dim, units", [(32, 32), (10, 4), (1, 7), (5, 1), (3, 16)])
-def test_10_1_reference_counts_what_keras_builds(input_dim, units):
-    layer = keras.layers.GRU(units)
-    layer.build((None, None, input_dim))
-    assert lesson10._gru_params(input_dim, units) == layer.count_params()
+@pytest.mark.parametrize("width, num_heads, key_dim", [(39, 1, 39), (32, 4, 8), (16, 2, 4), (6, 3, 5), (1, 1, 1)])
+def test_10_1_reference_counts_what_the_layer_builds(width, num_heads, key_dim):
+    layer = MultiHeadAttention(num_heads=num_heads, key_dim=key_dim)
+    x = np.zeros((1, 3, width), "float32")
+    layer(x, x)
+    assert lesson10._attention_params(width, num_heads, key_dim) == layer.count_params()
+
+
+def test_10_1_the_lessons_bodies_are_matched():
+    gru = keras.layers.GRU(32, return_sequences=True)
+    gru.build((None, None, 32))
+    assert abs(lesson10._attention_params(39, 1, 39) - gru.count_params()) < 0.02 * gru.count_params()
 
 
 def test_10_1_accepts_numpy_integers():
-    def numpy_count(input_dim, units):
-        return np.int64(3 * units * (input_dim + units + 2))
+    def numpy_count(width, num_heads, key_dim):
+        inner = num_heads * key_dim
+        return np.int64(4 * width * inner + 3 * inner + width)
 
     assert exercises.evaluate("10.1", numpy_count)[0] == "correct"
 
@@ -39,14 +48,16 @@ def test_10_1_accepts_numpy_integers():
 @pytest.mark.parametrize(
     "wrong, says",
     [
-        pytest.param(lambda d, u: 3 * (d * u + u * u + u), "two biases", id="one-bias"),
-        pytest.param(lambda d, u: 4 * (d * u + u * u + 2 * u), "three gates", id="lstm-gates"),
-        pytest.param(lambda d, u: 3 * (d * u + u * u), "forgot the biases", id="no-bias"),
+        pytest.param(lambda w, h, k: 4 * w * h * k, "forgot the biases", id="no-bias"),
+        pytest.param(lambda w, h, k: 3 * (w * h * k + h * k), "output projection", id="no-output"),
+        pytest.param(lambda w, h, k: 2 * (w * h * k + h * k) + h * k * w + w, "values are projected", id="no-value"),
+        pytest.param(lambda w, h, k: 3 * (w * k + k) + k * w + w, "every head has its own", id="one-head"),
     ],
 )
 def test_10_1_names_the_mistake(wrong, says):
     status, message = exercises.evaluate("10.1", wrong)
     assert status == "wrong" and says in message, message
+    assert not shows_number(message, lesson10._attention_params(32, 4, 8))
 
 
 # 10.2 ---------------------------------------------------------------------------------

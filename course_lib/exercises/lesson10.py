@@ -1,6 +1,6 @@
 """Exercises of lesson 10, "Why attention beats recurrence, measured".
 
-10.1  count the parameters of a Keras GRU layer (function);
+10.1  count the parameters of a self-attention layer (function), against the GRU's;
 10.2  measure how the gradient of an LSTM decays with distance (experiment: the checker
       re-measures the learner's layer);
 10.3  read the crossover length from your own timing measurement (experiment: the
@@ -21,21 +21,24 @@ from course_lib.exercises import (
     first_below,
     register,
 )
-from course_lib.exercises.lesson03 import _gru_parameter_count
 
 # 10.1 ------------------------------------------------------------------------------
 
 
-def _gru_params(input_dim, units):
-    # Keras's GRU (reset_after=True): three gates (update, reset, candidate), each with an
-    # input kernel (input_dim, units), a recurrent kernel (units, units) and two biases
-    # (one added to the input part, one to the recurrent part): the count of exercise 03.2.
-    return _gru_parameter_count(input_dim, units)
+def _attention_params(width, num_heads, key_dim):
+    # MultiHeadAttention(num_heads, key_dim) as self-attention on inputs of `width`
+    # features (value_dim = key_dim): the query, key and value projections, each a kernel
+    # (width, num_heads * key_dim) and a bias (num_heads * key_dim,), and the output
+    # projection back to `width`, a kernel (num_heads * key_dim, width) and a bias (width,).
+    inner = num_heads * key_dim
+    return 3 * (width * inner + inner) + inner * width + width
 
 
-def _gru_mistake(gates=3, biases=2, recurrent=True):
-    def count(input_dim, units):
-        return gates * (input_dim * units + (units * units if recurrent else 0) + biases * units)
+def _attention_mistake(projections=3, biases=True, output=True):
+    def count(width, num_heads, key_dim):
+        inner = num_heads * key_dim
+        total = projections * (width * inner + (inner if biases else 0))
+        return total + ((inner * width + (width if biases else 0)) if output else 0)
 
     return count
 
@@ -44,27 +47,35 @@ register(
     Exercise(
         key="10.1",
         question=(
-            "Write `my_gru_params(input_dim, units)`: the number of weights of "
-            "`keras.layers.GRU(units)` (Keras's default, `reset_after=True`) called on inputs "
-            "with `input_dim` features."
+            "Write `my_attention_params(width, num_heads, key_dim)`: the number of weights of "
+            "`course_lib.layers.MultiHeadAttention(num_heads=num_heads, key_dim=key_dim)` used "
+            "as self-attention on inputs with `width` features (biases on, value_dim = key_dim). "
+            "Then check that the lesson's one-head body of width 39 has about the parameters of "
+            "the GRU body of width 32 (6,336)."
         ),
         cases=(
-            Case("input_dim=32, units=32 (the lesson's GRU body)", _gru_params(32, 32), args=(32, 32)),
-            Case("input_dim=10, units=4", _gru_params(10, 4), args=(10, 4)),
-            Case("input_dim=1, units=7", _gru_params(1, 7), args=(1, 7)),
-            Case("input_dim=5, units=1", _gru_params(5, 1), args=(5, 1)),
+            Case("width=16, 2 heads, key_dim=4: the heads narrower than the model", _attention_params(16, 2, 4),
+                 args=(16, 2, 4)),
+            Case("width=6, 3 heads, key_dim=5: num_heads * key_dim wider than the input",
+                 _attention_params(6, 3, 5), args=(6, 3, 5)),
+            Case("width=39, 1 head, key_dim=39 (the lesson's attention body)", _attention_params(39, 1, 39),
+                 args=(39, 1, 39)),
+            Case("width=32, 4 heads, key_dim=8 (lesson 08's split)", _attention_params(32, 4, 8), args=(32, 4, 8)),
         ),
-        solution=_gru_params,
+        solution=_attention_params,
         hint=(
-            "A GRU has three gates (update, reset, candidate). Each has a kernel for the input, a "
-            "recurrent kernel for the previous state, and, with reset_after=True, two bias vectors. "
-            "`layer.count_params()` on a built layer tells you whether your formula is right."
+            "Four dense projections: query, key and value map `width` features to "
+            "`num_heads * key_dim`, the output projection maps them back to `width`; each has a "
+            "kernel and a bias. `layer.count_params()` on a built layer tells you whether your "
+            "formula is right."
         ),
         mistakes=(
-            ("with reset_after=True (Keras's default) each gate has two biases, not one", _gru_mistake(biases=1)),
-            ("a GRU has three gates (an LSTM has four)", _gru_mistake(gates=4)),
-            ("forgot the biases", _gru_mistake(biases=0)),
-            ("forgot the recurrent kernels (units x units per gate)", _gru_mistake(recurrent=False)),
+            ("forgot the biases (one per output feature of each projection)", _attention_mistake(biases=False)),
+            ("forgot the output projection back to `width` (kernel and bias)", _attention_mistake(output=False)),
+            ("counted only the query and key projections: the values are projected too",
+             _attention_mistake(projections=2)),
+            ("the projections go to `num_heads * key_dim` features, not `key_dim`: every head has its own",
+             lambda width, num_heads, key_dim: _attention_params(width, 1, key_dim)),
         ),
     )
 )
