@@ -25,6 +25,10 @@ _HOME = {
     "AttentionDecoder": "rnn",
     # lesson 05: scaled dot-product attention
     "ScaledDotProductAttention": "attention",
+    # lesson 06: hard, location-based and spatial attention
+    "HardAttention": "hard_attention",
+    "LocationAttention": "scoring",
+    "SpatialAttention": "spatial",
     # lesson 07: positions
     "SinusoidalPositionalEmbedding": "positional",
     "LearnedPositionalEmbedding": "positional",
@@ -42,6 +46,10 @@ _HOME = {
     # lessons 10, 12: sequence classifiers (the padding mask, masked pooling)
     "PaddingMask": "classifier",
     "SequencePooling": "classifier",
+    # lesson 11: the Vision Transformer
+    "PatchEmbedding": "vision",
+    "ClassToken": "vision",
+    "PatchPositionEmbedding": "vision",
 }
 
 __all__ = sorted(_HOME)

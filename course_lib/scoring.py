@@ -1,12 +1,14 @@
-"""Attention scoring functions as Keras layers (lesson 02).
+"""Attention scoring functions as Keras layers (lessons 02 and 06).
 
 Every attention layer scores each (query, key) pair, turns the scores into weights
 with a softmax over the keys, and averages the values with those weights. Only the
 score changes from one layer to the next:
 
 * `AdditiveAttention` (Bahdanau et al., 2015): `v^T tanh(W_q q + W_k k + b)`;
-* `LuongAttention` (Luong et al., 2015), three scores: `"dot"` `q . k`,
-  `"general"` `q^T W k` and `"concat"` `v^T tanh(W [q; k])`.
+* `LuongAttention` (Luong et al., 2015), three content scores: `"dot"` `q . k`,
+  `"general"` `q^T W k` and `"concat"` `v^T tanh(W [q; k])`;
+* `LocationAttention` (Luong et al., 2015, lesson 06), the location score
+  `W_a q`: one score per source position from the query alone.
 
 The weighting and the aggregation (masks, softmax, dropout, shapes, configuration)
 are written once, in `course_lib.attention.ScoredAttention`; each layer here only
@@ -267,5 +269,78 @@ class LuongAttention(ScoredAttention):
             "score": self.score,
             "units": self.units,
             "scale": self.scale,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class LocationAttention(ScoredAttention):
+    """Luong's location-based attention: the weights come from the query alone.
+
+    Luong et al. (2015, section 3.1) list, beside the content scores `dot`,
+    `general` and `concat`, a *location* score `a_t = softmax(W_a h_t)`: the decoder
+    state `h_t` is mapped to one score per source **position**; the source contents
+    (the keys) are not read at all. It can learn "read position f(t)" (a fixed
+    alignment, such as reversal) where the contents give no clue, and it cannot
+    find a token by what it is.
+
+    1. Scoring: `scores = query @ W_a` `(batch_size, Tq, Tv)`, with `W_a`
+       `(dim_q, max_length)` cut to its first `Tv` columns (`Tv <= max_length`).
+    2. Weighting and aggregation: those of `ScoredAttention` (masks, softmax,
+       dropout, `weights @ value`).
+
+    Args:
+        max_length: positive integer, the longest source the layer can read (the
+            number of positions `W_a` scores).
+        dropout, seed: as for `ScoredAttention`.
+        kernel_initializer: initializer of `W_a`. Defaults to `"glorot_uniform"`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments and returns: those of `ScoredAttention`; `key` is accepted and
+    checked (its length is `Tv`) but its contents are not used.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = LocationAttention(max_length=4)
+    >>> query = np.ones((2, 3, 5), "float32")  # (batch_size, Tq, dim)
+    >>> value = np.random.default_rng(0).normal(size=(2, 4, 6)).astype("float32")
+    >>> output, weights = layer(query, value, return_attention_scores=True)
+    >>> tuple(output.shape), tuple(weights.shape), layer.count_params()
+    ((2, 3, 6), (2, 3, 4), 20)
+    >>> bool(np.allclose(ops.convert_to_numpy(weights)[0], ops.convert_to_numpy(weights)[1]))  # contents unused
+    True
+    """
+
+    def __init__(self, max_length, dropout=0.0, seed=None, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
+        self.max_length = checks.check_positive_int(max_length, "max_length")
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build_score(self, query_shape, key_shape):
+        length = key_shape[1]
+        if length is not None and length > self.max_length:
+            raise ValueError(
+                f"`key` (`value` when no key is given) is longer than max_length={self.max_length}. "
+                f"Received: key with shape {tuple(key_shape)}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel", shape=(query_shape[-1], self.max_length), initializer=self.kernel_initializer
+        )
+
+    def compute_scores(self, query, key):
+        length = key.shape[1]
+        if length is not None and length > self.max_length:
+            raise ValueError(
+                f"`key` (`value` when no key is given) is longer than max_length={self.max_length}. "
+                f"Received: key with shape {tuple(key.shape)}"
+            )
+        scores = ops.matmul(query, self.kernel)  # (batch_size, Tq, max_length)
+        return scores[:, :, : ops.shape(key)[1]]  # (batch_size, Tq, Tv)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_length": self.max_length,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
