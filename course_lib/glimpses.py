@@ -122,7 +122,9 @@ def hard_inference(model, coarse, cells):
     query = ops.expand_dims(model.get_layer("query")(ops.mean(keys, axis=1)), 1)  # (B, 1, key_dim)
     scores = model.get_layer("attention").compute_scores(query, keys)[:, 0, :]  # (B, S)
     chosen = ops.argmax(scores, axis=-1)  # (B,)
-    glimpse = ops.take_along_axis(ops.convert_to_tensor(cells), chosen[:, None, None], axis=1)[:, 0]  # (B, 784)
+    batch_size, num_cells = ops.shape(scores)
+    flat = ops.reshape(ops.convert_to_tensor(cells), (-1, CELL * CELL))  # (B * S, 784)
+    glimpse = ops.take(flat, ops.arange(batch_size) * num_cells + ops.cast(chosen, "int32"), axis=0)  # (B, 784)
     encoded = model.get_layer("encoder_2")(model.get_layer("encoder_1")(glimpse))  # (B, width)
     return model.get_layer("classifier")(encoded), chosen
 
