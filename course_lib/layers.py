@@ -50,6 +50,8 @@ _HOME = {
     "PatchEmbedding": "vision",
     "ClassToken": "vision",
     "PatchPositionEmbedding": "vision",
+    # lesson 13: efficient attention and scale
+    "GroupedQueryAttention": "grouped_query",
 }
 
 __all__ = sorted(_HOME)
