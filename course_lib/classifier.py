@@ -17,7 +17,9 @@ nearly the same number of parameters) are one argument apart:
   the embeddings; by default none for a recurrent body (the recurrence reads the order)
   and sinusoidal for an attention body (attention alone cannot, lesson 07);
 * `pooling`: `"mean"` (the average of the real tokens), `"last"` (the last real token: a
-  recurrent layer's final state), `"first"` (position 0, where a `[CLS]` token goes).
+  recurrent layer's final state), `"first"` (position 0, where a `[CLS]` token goes),
+  `"attention"` (one learned query attends over the real tokens:
+  `course_lib.attention_pooling.AttentionPooling`, lesson 12).
 
 Padding: token id `PAD` (0) marks padding. The padding mask (True = real token) is made
 once by `PaddingMask` and handed to every part explicitly: a recurrent layer skips
@@ -30,7 +32,7 @@ body, pooling, head) and the total, the numbers a parameter-matched comparison q
 Adding a part: a body is a function `(h, mask, index, options) -> h` in `BODIES` that
 makes and calls layer number `index` (named `body_{index}`); a pooling is a function
 `(options) -> layer` in `POOLINGS`, the layer called as `layer(h, padding_mask=mask)` and named
-`pooling`. `options` holds the arguments of `build_classifier`. Lesson 12 adds an
+`pooling`. `options` holds the arguments of `build_classifier`. Lesson 12 adds its
 attention-pooling head this way.
 
 Shape letters: `B` batch size, `T` length, `C` width (`d_model`).
@@ -214,7 +216,14 @@ BODIES = {
     "transformer": _transformer,
 }
 
+def _attention_pooling(options):
+    from course_lib.attention_pooling import AttentionPooling
+
+    return AttentionPooling(name="pooling")  # one learned query over the tokens (lesson 12)
+
+
 POOLINGS = {mode: (lambda options, mode=mode: SequencePooling(mode, name="pooling")) for mode in SequencePooling.MODES}
+POOLINGS["attention"] = _attention_pooling
 
 
 def build_classifier(vocab_size, num_classes, width=32, body="self_attention", num_layers=1, num_heads=1,
@@ -240,7 +249,8 @@ def build_classifier(vocab_size, num_classes, width=32, body="self_attention", n
             only). `None` means `4 * width`, as in the paper.
         positions: `"none"`, `"sinusoidal"` or `"learned"`. `None` means `"none"` for
             a recurrent body and `"sinusoidal"` for an attention body.
-        pooling: `"mean"`, `"last"` or `"first"` (see `POOLINGS`). Defaults to `"mean"`.
+        pooling: `"mean"`, `"last"`, `"first"` or `"attention"` (see `POOLINGS`).
+            Defaults to `"mean"`.
         sequence_length: the length `T` of the inputs, or `None` for any length.
             Needed by learned positions (the longest length they accept).
         dropout: dropout rate on the pooled vector and inside attention bodies

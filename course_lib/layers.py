@@ -46,6 +46,8 @@ _HOME = {
     # lessons 10, 12: sequence classifiers (the padding mask, masked pooling)
     "PaddingMask": "classifier",
     "SequencePooling": "classifier",
+    # lesson 12: sentiment analysis (one learned query over the words)
+    "AttentionPooling": "attention_pooling",
     # lesson 11: the Vision Transformer
     "PatchEmbedding": "vision",
     "ClassToken": "vision",
