@@ -64,9 +64,9 @@ def test_11_2_reference_counts_what_the_layers_build(shape, p, d, mode):
 
 
 @pytest.mark.parametrize("wrong, says", [
-    pytest.param(lesson11._mistake(bias=False), "bias", id="no-bias"),
-    pytest.param(lesson11._mistake(token=False), "class token itself", id="no-token"),
-    pytest.param(lesson11._mistake(class_position=False), "own position", id="no-class-position"),
+    pytest.param(lesson11._short_by(1), "short by D weights", id="one-vector-missing"),
+    pytest.param(lesson11._short_by(2), "short by 2 * D", id="two-vectors-missing"),
+    pytest.param(lesson11._2d_as_1d, "one vector per row", id="2d-counted-as-1d"),
 ])
 def test_11_2_names_the_mistake(wrong, says):
     status, message = exercises.evaluate("11.2", wrong)

@@ -87,13 +87,15 @@ def _input_params(height, width, channels, patch_size, embed_dim, positions):
     return embedding + embed_dim + vectors * embed_dim
 
 
-def _mistake(bias=True, token=True, class_position=True):
+def _short_by(vectors):
     def count(height, width, channels, patch_size, embed_dim, positions):
-        total = _input_params(height, width, channels, patch_size, embed_dim, positions)
-        return total - (0 if bias else embed_dim) - (0 if token else embed_dim) - (
-            0 if class_position else embed_dim)
+        return _input_params(height, width, channels, patch_size, embed_dim, positions) - vectors * embed_dim
 
     return count
+
+
+def _2d_as_1d(height, width, channels, patch_size, embed_dim, positions):
+    return _input_params(height, width, channels, patch_size, embed_dim, "1d")
 
 
 register(
@@ -122,9 +124,12 @@ register(
             "one per column and one for the class token with 2-D positions."
         ),
         mistakes=(
-            ("forgot the patch embedding's bias", _mistake(bias=False)),
-            ("forgot the class token itself (D numbers)", _mistake(token=False)),
-            ("forgot the class token's own position vector", _mistake(class_position=False)),
+            ("you are short by D weights: the patch embedding's bias, the class token itself, or the class "
+             "token's own position vector is missing", _short_by(1)),
+            ("you are short by 2 * D weights: two of the patch embedding's bias, the class token and the class "
+             "token's position vector are missing", _short_by(2)),
+            ("2-D positions are one vector per row and one per column (plus the class token's), not one per "
+             "patch", _2d_as_1d),
         ),
     )
 )
