@@ -79,7 +79,8 @@ LIBRARY = [name for name in MODULES if not name.startswith("course_lib.exercises
 # A task's pipeline and the scripts that train and load its models read the data on
 # purpose (the translation vocabulary is learned from the training sentences); the
 # layers and model builders they use must not.
-TASKS = {"course_lib.datasets", "course_lib.translation", "course_lib.train", "course_lib.pretrained"}
+TASKS = {"course_lib.datasets", "course_lib.translation", "course_lib.train", "course_lib.pretrained",
+         "course_lib.train_vision"}
 
 
 def test_the_modules_that_read_data_are_tasks_not_models():
