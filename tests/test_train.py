@@ -47,23 +47,21 @@ def test_token_batches_refuse_pairs_longer_than_the_widest_shape():
 
 
 def test_the_label_smoothed_loss_is_cross_entropy_mixed_with_the_uniform_and_ignores_padding():
-    loss_class, _ = train._keras_pieces()
     logits = np.random.default_rng(0).normal(size=(2, 3, 5)).astype("float32")
     labels = np.array([[1, 2, 0], [4, 0, 0]])
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     real = labels != PAD
     nll = -np.take_along_axis(log_p, labels[..., None], -1)[..., 0]
     expected = (0.9 * nll - 0.1 * log_p.mean(-1))[real].mean()
-    got = float(to_numpy(loss_class(0.1)(labels, logits)))
+    got = float(to_numpy(train.label_smoothed_cross_entropy(0.1)(labels, logits)))
     # Keras divides by all positions when no mask is attached: rescale to the mean over real tokens.
     assert got * real.size / real.sum() == pytest.approx(expected, rel=1e-5)
-    plain = float(to_numpy(loss_class(0.0)(labels, logits))) * real.size / real.sum()
+    plain = float(to_numpy(train.label_smoothed_cross_entropy(0.0)(labels, logits))) * real.size / real.sum()
     assert plain == pytest.approx(nll[real].mean(), rel=1e-5)
 
 
 def test_the_schedule_warms_up_linearly_then_decays_as_one_over_the_square_root():
-    _, schedule_class = train._keras_pieces()
-    schedule = schedule_class(1e-3, warmup_steps=100)
+    schedule = train.warmup_inverse_sqrt(1e-3, warmup_steps=100)
     rates = {step: float(to_numpy(schedule(ops.convert_to_tensor(step - 1)))) for step in (1, 50, 100, 400)}
     assert rates[1] == pytest.approx(1e-5)
     assert rates[50] == pytest.approx(5e-4)
