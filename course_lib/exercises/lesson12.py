@@ -143,9 +143,8 @@ register(
             "random_flips = flips(ap_model, eval_tokens, fa.random_scores(eval_tokens, seed=0))\n"
             "answer = (ap_model, eval_tokens, attention_flips, random_flips)\n"
             "\n"
-            "Removing the most-attended word flips several times as many predictions as a random word:\n"
-            "for this model, whose weights multiply the words' vectors directly, attention does point\n"
-            "at words that the prediction rests on."
+            "Compare the two counts with the erasure curves of section 8 at k = 1: a flip is the\n"
+            "largest drop there is, so the counts say how often one word decides the class."
         ),
         hint=(
             "`fa.predict_probabilities(model, tokens).argmax(axis=1)` before and after "
