@@ -11,7 +11,7 @@ from course_lib import pretrained
 from course_lib.pretrained import build_translation_model, load_translation_model, read_metadata
 from tests.helpers import raises_naming
 
-KINDS = ["rnn"]  # the committed models (the Transformer's comes with lesson 09)
+KINDS = ["rnn", "transformer"]  # the committed models
 
 
 @pytest.mark.parametrize("kind", KINDS)
