@@ -217,7 +217,7 @@ def kv_cache_bytes(num_layers, length, num_key_value_heads, head_dim, batch_size
     num_key_value_heads, head_dim)`. The lesson checks it against real cache tensors.
 
     >>> kv_cache_bytes(num_layers=2, length=256, num_key_value_heads=8, head_dim=16)
-    262144
+    524288
     """
     values = [checks.check_positive_int(v, n) for v, n in ((num_layers, "num_layers"), (length, "length"),
               (num_key_value_heads, "num_key_value_heads"), (head_dim, "head_dim"), (batch_size, "batch_size"))]
