@@ -127,6 +127,23 @@ def _scaled_scores(query, key, scale):
     return scores * ops.cast(scale, scores.dtype)
 
 
+def check_query_key_value(query, key, value):
+    """Check the inputs of an attention function: array-likes of rank >= 2, `query` and
+    `key` of the same width, `key` and `value` of the same length (where known). Returns
+    `(query, key, value, received)`, `received` describing their shapes for messages."""
+    names = ("query", "key", "value")
+    query, key, value = (checks.check_array_like(x, n) for x, n in zip((query, key, value), names))
+    for name, x in zip(names, (query, key, value)):
+        if len(x.shape) < 2:
+            raise ValueError(checks.message(name, "a tensor of shape (..., length, width)", x))
+    received = ", ".join(f"{n} with shape {tuple(x.shape)}" for n, x in zip(names, (query, key, value)))
+    if None not in (query.shape[-1], key.shape[-1]) and query.shape[-1] != key.shape[-1]:
+        raise ValueError(f"`query` and `key` must have the same last dimension. Received: {received}")
+    if None not in (key.shape[-2], value.shape[-2]) and key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"`key` and `value` must have the same length S (axis -2). Received: {received}")
+    return query, key, value, received
+
+
 def scaled_dot_product_attention(query, key, value, mask=None, scale=None):
     """Scaled dot-product attention with an optional mask (`keras.ops`).
 
@@ -161,17 +178,8 @@ def scaled_dot_product_attention(query, key, value, mask=None, scale=None):
     >>> ops.convert_to_numpy(weights).tolist()
     [[[0.0, 1.0]]]
     """
-    names = ("query", "key", "value")
-    query, key, value = (checks.check_array_like(x, n) for x, n in zip((query, key, value), names))
-    for name, x in zip(names, (query, key, value)):
-        if len(x.shape) < 2:
-            raise ValueError(checks.message(name, "a tensor of shape (..., length, width)", x))
-    received = ", ".join(f"{n} with shape {tuple(x.shape)}" for n, x in zip(names, (query, key, value)))
+    query, key, value, received = check_query_key_value(query, key, value)
     d = query.shape[-1]
-    if None not in (d, key.shape[-1]) and d != key.shape[-1]:
-        raise ValueError(f"`query` and `key` must have the same last dimension. Received: {received}")
-    if None not in (key.shape[-2], value.shape[-2]) and key.shape[-2] != value.shape[-2]:
-        raise ValueError(f"`key` and `value` must have the same length S (axis -2). Received: {received}")
     if scale is None:
         if not d:  # unknown (None) or 0
             raise ValueError(f"The last dimension d of `query` must be known and >= 1 for the "

@@ -34,6 +34,7 @@ import numpy as np
 from keras import ops
 
 from course_lib import checks
+from course_lib.attention import check_query_key_value
 from course_lib.masks import as_bool_mask
 
 
@@ -73,17 +74,8 @@ def chunked_attention(query, key, value, mask=None, chunk_size=128):
     True
     """
     chunk_size = checks.check_positive_int(chunk_size, "chunk_size")
-    names = ("query", "key", "value")
-    query, key, value = (checks.check_array_like(x, n) for x, n in zip((query, key, value), names))
-    for name, x in zip(names, (query, key, value)):
-        if len(x.shape) < 2:
-            raise ValueError(checks.message(name, "a tensor of shape (..., length, width)", x))
-    received = ", ".join(f"{n} with shape {tuple(x.shape)}" for n, x in zip(names, (query, key, value)))
+    query, key, value, received = check_query_key_value(query, key, value)
     d, length = query.shape[-1], key.shape[-2]
-    if d != key.shape[-1]:
-        raise ValueError(f"`query` and `key` must have the same last dimension. Received: {received}")
-    if length != value.shape[-2]:
-        raise ValueError(f"`key` and `value` must have the same length S (axis -2). Received: {received}")
     if not d or length is None:
         raise ValueError(f"The width d and the length S must be known. Received: {received}")
     query = ops.convert_to_tensor(query)
