@@ -6,6 +6,8 @@
     python3 course.py test notebooks/01_attention_in_three_steps.ipynb   # one lesson
     python3 course.py execute notebooks/01_attention_in_three_steps.ipynb  # re-run and save
     python3 course.py setup                # only the set-up
+    python3 course.py book                 # the HTML book, into build/book/_build/html/
+    python3 course.py slides               # one reveal.js deck per lesson, into build/slides/
 
 Setting up means: on Debian or Ubuntu, the data packages if they are missing (best
 effort: without them the loaders download the data); a virtual environment in `.venv`;
@@ -13,6 +15,12 @@ the requirements, pinned by `requirements-lock.txt` (one lock for every supporte
 platform and Python); the packages of DATA_ONLY and NO_DEPS, without their
 dependencies; and `course_lib` in editable mode. The set-up is skipped when nothing it
 depends on has changed since the last run.
+
+The book and the slides are made from the committed, executed notebooks (never
+re-executed) and need, besides the set-up, the local copies of MathJax and reveal.js that
+`npm ci` installs into web/node_modules (Node.js's npm must be on the path). `course.py
+test` also installs Debian's chromium and chromium-driver where they are missing (best
+effort, as the data packages) for the browser tests of the book and the slides.
 """
 
 import hashlib
@@ -50,6 +58,17 @@ DEBIAN_DATA = {
     "trans-de-en": Path("/usr/share/trans/de-en"),
 }
 
+# The book and the slides: web/package.json pins the local copies of MathJax 3,
+# reveal.js 5 (6 moved the plugin paths that nbconvert's template loads), RequireJS and
+# jQuery; book/ holds the Jupyter Book configuration; web/course_slides/ the child of
+# nbconvert's reveal template.
+WEB = ROOT / "web"
+BUILD = ROOT / "build"
+BOOK_SITE = BUILD / "book" / "_build" / "html"
+SLIDES_SITE = BUILD / "slides"
+# Debian packages of the browser tests (headless Chromium driven by Selenium).
+DEBIAN_TEST_TOOLS = {"chromium": "chromium", "chromium-driver": "chromedriver"}
+
 # `course.py test` runs pytest twice. The lessons are written for TensorFlow, so that run
 # has everything: unit tests, docstring examples and every notebook under nbval. course_lib
 # must also work on JAX: its unit tests and docstring examples run again on that backend.
@@ -59,8 +78,9 @@ NBVAL = [
     "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
     "--nbval-cell-timeout", "900",
 ]
-NOT_ON_JAX = [  # tests of the notebooks and of this script, not of course_lib
+NOT_ON_JAX = [  # tests of the notebooks, the book and slides, and this script, not of course_lib
     "tests/test_notebook_hygiene.py",
+    "tests/test_book_and_slides.py",
     "tests/test_course_command.py",
     "tests/test_setup.py",
 ]
@@ -71,9 +91,14 @@ TEST_RUNS = [
 
 
 def venv_python():
-    scripts = "Scripts" if os.name == "nt" else "bin"
-    name = "python.exe" if os.name == "nt" else "python"
-    return VENV / scripts / name
+    return venv_script("python")
+
+
+def venv_script(name):
+    """A program of the virtual environment (`python`, `jupyter-book`, ...)."""
+    if os.name == "nt":
+        return VENV / "Scripts" / f"{name}.exe"
+    return VENV / "bin" / name
 
 
 def use_lock():
@@ -90,9 +115,9 @@ def setup_fingerprint():
     return digest.hexdigest()
 
 
-def run(command, **kwargs):
+def run(command, cwd=ROOT, **kwargs):
     print("+", shlex.join(str(c) for c in command), flush=True)
-    subprocess.run([str(c) for c in command], check=True, cwd=ROOT, **kwargs)
+    subprocess.run([str(c) for c in command], check=True, cwd=cwd, **kwargs)
 
 
 def as_root(command):
@@ -100,24 +125,49 @@ def as_root(command):
     return command if os.geteuid() == 0 else ["sudo"] + command
 
 
-def install_debian_data():
-    """Best effort: on Debian or Ubuntu, install the data packages that are missing.
+def install_debian_packages(missing, fallback):
+    """Best effort: on Debian or Ubuntu, `apt-get install` the packages `missing`.
 
-    Never stops the set-up: without the packages the loaders download the same data
-    (which needs internet).
+    Never stops the set-up; on failure, says what `fallback` happens instead.
     """
-    missing = [name for name, path in DEBIAN_DATA.items() if not path.exists()]
     if not missing or shutil.which("apt-get") is None:
-        return  # nothing to do, or not Debian: the loaders download instead
+        return  # nothing to do, or not Debian
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
         run(as_root(["apt-get", "update", "-q"]), env=env)
         run(as_root(["apt-get", "install", "-y", "-q"] + missing), env=env)
     except (subprocess.CalledProcessError, OSError) as error:
         print(f"Could not install the Debian packages {' '.join(missing)} ({error}).\n"
-              "The data loaders will download the data instead (this needs internet). "
-              f"To install the packages later: sudo apt-get install {' '.join(missing)}",
+              f"{fallback} To install the packages later: sudo apt-get install {' '.join(missing)}",
               flush=True)
+
+
+def install_debian_data():
+    """The data packages; without them the loaders download the same data (needs internet)."""
+    install_debian_packages([name for name, path in DEBIAN_DATA.items() if not path.exists()],
+                            "The data loaders will download the data instead (this needs internet).")
+
+
+def install_browser():
+    """Chromium and its driver for the browser tests; without them those tests are skipped
+    (outside CI) or fail (in CI)."""
+    install_debian_packages([name for name, command in DEBIAN_TEST_TOOLS.items() if shutil.which(command) is None],
+                            "The browser tests of the book and the slides will be skipped.")
+
+
+def install_web_assets():
+    """`npm ci` in web/ unless web/node_modules already matches web/package-lock.json."""
+    lock = (WEB / "package-lock.json").read_bytes()
+    stamp = WEB / "node_modules" / ".course-setup-stamp"
+    if stamp.exists() and stamp.read_bytes() == lock:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("The book and the slides need npm, to install local copies of MathJax and reveal.js "
+                 "(web/package.json). Install Node.js 18 or newer with npm (Debian: sudo apt-get install npm), "
+                 "then run the command again.")
+    run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB)
+    stamp.write_bytes(lock)
 
 
 def create_venv():
@@ -188,6 +238,9 @@ def planned_runs(extra):
 
 def test(extra):
     setup()
+    if not extra:  # the full run includes the browser tests of the book and the slides
+        install_browser()
+        install_web_assets()
     results = []
     for name, backend, args in planned_runs(extra):
         if name:
@@ -211,7 +264,78 @@ def execute(notebooks):
              "--ExecutePreprocessor.timeout=900", notebook], env=course_env())
 
 
-COMMANDS = {"lab": lab, "test": test, "execute": execute, "setup": lambda extra: setup()}
+def lessons():
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def book(extra):
+    """Build the HTML book from the committed notebooks (not re-executed) into BOOK_SITE.
+
+    The source is staged in build/book-src/: book/'s configuration and reference page, the
+    lessons, their figures, the course map (the front page), a table of contents in lesson
+    order, one reference page per `course_lib` module, and MathJax in _assets/ (see book/_config.yml).
+    """
+    setup()
+    install_web_assets()
+    source = BUILD / "book-src"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(ROOT / "book", source)
+    shutil.copytree(ROOT / "notebooks" / "figures", source / "figures")
+    shutil.copy2(ROOT / "notebooks" / "course_map.md", source)
+    for notebook in lessons():
+        shutil.copy2(notebook, source)
+    shutil.copytree(WEB / "node_modules" / "mathjax" / "es5", source / "_assets" / "mathjax")
+    shutil.copy2(WEB / "favicon.svg", source / "_assets")
+    modules = sorted(path.stem for path in (ROOT / "course_lib").glob("[a-z]*.py"))
+    (source / "reference").mkdir()
+    for module in modules:
+        (source / "reference" / f"{module}.md").write_text(
+            f"# `course_lib.{module}`\n\n```{{eval-rst}}\n.. automodule:: course_lib.{module}\n```\n",
+            encoding="utf-8")  # autodoc writes reStructuredText: parsed as such, not as MyST
+    toc = ["format: jb-book", "root: course_map", "parts:", "  - caption: Lessons", "    chapters:"]
+    toc += [f"      - file: {notebook.stem}" for notebook in lessons()]
+    toc += ["  - caption: Reference", "    chapters:", "      - file: reference", "        sections:"]
+    toc += [f"          - file: reference/{module}" for module in modules]
+    (source / "_toc.yml").write_text("\n".join(toc) + "\n", encoding="utf-8")
+    shutil.rmtree(BOOK_SITE.parent, ignore_errors=True)
+    run([venv_script("jupyter-book"), "build", source, "--path-output", BOOK_SITE.parent.parent] + extra,
+        env=course_env())
+    print(f"The book: {BOOK_SITE / 'index.html'}", flush=True)
+
+
+def slides(extra):
+    """Build one reveal.js deck per lesson (or per notebook named) into SLIDES_SITE.
+
+    Each deck is nbconvert's `--to slides` of the committed notebook (not re-executed)
+    with the child template web/course_slides/, which takes reveal.js, MathJax,
+    RequireJS and jQuery from SLIDES_SITE/_static/ (copied from web/node_modules).
+    """
+    setup()
+    install_web_assets()
+    shutil.rmtree(SLIDES_SITE, ignore_errors=True)
+    static = SLIDES_SITE / "_static"
+    modules = WEB / "node_modules"
+    shutil.copytree(modules / "reveal.js" / "dist", static / "reveal.js" / "dist")
+    shutil.copytree(modules / "reveal.js" / "plugin", static / "reveal.js" / "plugin")
+    shutil.copytree(modules / "mathjax" / "es5", static / "mathjax")
+    shutil.copy2(modules / "requirejs" / "require.js", static)
+    shutil.copy2(modules / "jquery" / "dist" / "jquery.min.js", static)
+    shutil.copy2(WEB / "favicon.svg", static)
+    shutil.copytree(ROOT / "notebooks" / "figures", SLIDES_SITE / "figures")
+    notebooks = [Path(name).resolve() for name in extra] or lessons()
+    run([venv_python(), "-m", "jupyter", "nbconvert", "--to", "slides",
+         "--template", "course_slides", f"--TemplateExporter.extra_template_basedirs={WEB}",
+         "--SlidesExporter.reveal_url_prefix=_static/reveal.js",
+         "--SlidesExporter.mathjax_url=_static/mathjax/tex-chtml.js",
+         "--SlidesExporter.require_js_url=_static/require.js",
+         "--SlidesExporter.jquery_url=_static/jquery.min.js",
+         "--SlidesExporter.reveal_number=c/t",
+         "--output-dir", SLIDES_SITE] + notebooks, env=course_env())
+    print(f"The slides: {SLIDES_SITE}", flush=True)
+
+
+COMMANDS = {"lab": lab, "test": test, "execute": execute, "setup": lambda extra: setup(),
+            "book": book, "slides": slides}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
