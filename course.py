@@ -330,6 +330,8 @@ def slides(extra):
          "--SlidesExporter.require_js_url=_static/require.js",
          "--SlidesExporter.jquery_url=_static/jquery.min.js",
          "--SlidesExporter.reveal_number=c/t",
+         "--SlidesExporter.reveal_theme=white",  # its font ships with reveal.js (simple's comes from Google)
+         "--SlidesExporter.reveal_scroll=True",  # a slide taller than the screen scrolls instead of being cut
          "--output-dir", SLIDES_SITE] + notebooks, env=course_env())
     print(f"The slides: {SLIDES_SITE}", flush=True)
 
