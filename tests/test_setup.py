@@ -180,7 +180,7 @@ def test_full_test_runs_tensorflow_then_jax():
     assert "notebooks" not in jax_args and "--nbval" not in jax_args
     ignored = {arg.split("=", 1)[1] for arg in jax_args if arg.startswith("--ignore=")}
     assert ignored == {"tests/test_notebook_hygiene.py", "tests/test_course_command.py",
-                       "tests/test_setup.py"}
+                       "tests/test_setup.py", "tests/test_book_and_slides.py"}
     for path in ignored:
         assert (ROOT / path).exists(), path
 
@@ -196,3 +196,25 @@ def test_named_paths_run_alone_on_the_default_backend():
 def test_a_run_sets_its_backend_whatever_the_caller_set(backend, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "torch")
     assert course.course_env(backend)["KERAS_BACKEND"] == backend
+
+
+# --- the book and the slides -------------------------------------------------------------
+
+def test_web_assets_without_npm_say_what_to_install(monkeypatch, tmp_path):
+    (tmp_path / "package-lock.json").write_text("{}")
+    monkeypatch.setattr(course, "WEB", tmp_path)
+    monkeypatch.setattr(course.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="need npm.*Node.js"):
+        course.install_web_assets()
+
+
+def test_web_assets_are_pinned():
+    import json
+
+    package = json.loads((course.WEB / "package.json").read_text(encoding="utf-8"))
+    lock = json.loads((course.WEB / "package-lock.json").read_text(encoding="utf-8"))
+    assert package["dependencies"]["reveal.js"].startswith("5."), "nbconvert's template needs reveal.js 5"
+    assert package["dependencies"]["mathjax"].startswith("3."), "Sphinx 7 and the slides' template use MathJax 3"
+    for name, version in package["dependencies"].items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version, name
+
