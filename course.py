@@ -268,6 +268,13 @@ def lessons():
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def reference_modules():
+    """The modules and subpackages of course_lib that the book's reference renders."""
+    package = ROOT / "course_lib"
+    return sorted([path.stem for path in package.glob("[a-z]*.py")]
+                  + [path.parent.name for path in package.glob("[a-z]*/__init__.py")])
+
+
 def book(extra):
     """Build the HTML book from the committed notebooks (not re-executed) into BOOK_SITE.
 
@@ -286,7 +293,7 @@ def book(extra):
         shutil.copy2(notebook, source)
     shutil.copytree(WEB / "node_modules" / "mathjax" / "es5", source / "_assets" / "mathjax")
     shutil.copy2(WEB / "favicon.svg", source / "_assets")
-    modules = sorted(path.stem for path in (ROOT / "course_lib").glob("[a-z]*.py"))
+    modules = reference_modules()
     (source / "reference").mkdir()
     for module in modules:
         (source / "reference" / f"{module}.md").write_text(
