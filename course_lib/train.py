@@ -276,6 +276,7 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
                                         beta_2=0.98, epsilon=1e-9, global_clipnorm=1.0),
         loss=Loss(settings["label_smoothing"]), jit_compile=settings["jit_compile"] if not tiny else False,
     )
+    model.optimizer.build(model.trainable_variables)  # before the first step, so TensorFlow traces it once
     log(f"{kind}: {model.count_params():,} parameters, {len(sentences[0]):,} sentence pairs, "
         f"{len(lexicon[0]):,} lexicon pairs, vocabulary {vectorizer.fingerprint()}")
 
