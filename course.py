@@ -78,7 +78,9 @@ NBVAL = [
     "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
     "--nbval-cell-timeout", "900",
 ]
-NOT_ON_JAX = [  # tests of the notebooks, the book and slides, and this script, not of course_lib
+NOT_ON_JAX = [  # tests of the notebooks, the book and slides, this script and the data loaders (numpy
+    # and files, the same on every backend), not of course_lib's layers
+    "tests/test_datasets.py",
     "tests/test_notebook_hygiene.py",
     "tests/test_book_and_slides.py",
     "tests/test_course_command.py",

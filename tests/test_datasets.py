@@ -605,8 +605,9 @@ def test_lexicon_never_comes_from_a_line_of_a_held_out_sentence():
     sample = set(en_val[:100] + de_test[:100])  # held-out sentences, found verbatim in their lines
     with open(datasets.DE_EN_DEBIAN_FILE, encoding="utf-8") as file:
         lines = file.readlines()
-    held_lines = [line for line in lines if any(sentence in line for sentence in sample)]
-    other_lines = [line for line in lines if not any(sentence in line for sentence in sample)]
+    held = [any(sentence in line for sentence in sample) for line in lines]  # one pass over the file
+    held_lines = [line for line, is_held in zip(lines, held) if is_held]
+    other_lines = [line for line, is_held in zip(lines, held) if not is_held]
     assert len(held_lines) >= 150
     only_on_held_lines = set(parse_de_en_lexicon(held_lines)) - set(parse_de_en_lexicon(other_lines))
     assert only_on_held_lines, "the check needs entries that stand only on held-out lines"

@@ -180,7 +180,7 @@ def test_full_test_runs_tensorflow_then_jax():
     assert "notebooks" not in jax_args and "--nbval" not in jax_args
     ignored = {arg.split("=", 1)[1] for arg in jax_args if arg.startswith("--ignore=")}
     assert ignored == {"tests/test_notebook_hygiene.py", "tests/test_course_command.py",
-                       "tests/test_setup.py", "tests/test_book_and_slides.py"}
+                       "tests/test_setup.py", "tests/test_book_and_slides.py", "tests/test_datasets.py"}
     for path in ignored:
         assert (ROOT / path).exists(), path
 
