@@ -1,4 +1,5 @@
-"""Greedy decoding for any model that gives the logits of the next token, and exact match.
+"""Greedy decoding and beam search for any model that gives the logits of the next token,
+and exact match.
 
 The decoding loop knows nothing of RNNs or Transformers. A model takes part through a
 *step function*, in the convention of keras-hub's samplers:
@@ -25,6 +26,9 @@ its logits at `index` (a Transformer decoder).
 the loop needs to start it. A module that builds models lets `greedy_decode` accept them
 directly by registering a provider (`register_next_token_provider`):
 `course_lib.seq2seq` does for its `build_seq2seq` models.
+
+`beam_search` keeps the `beam_width` most likely prefixes of each sentence instead of
+one: it drives the same step functions on the sources repeated `beam_width` times.
 """
 
 import dataclasses
@@ -34,7 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from course_lib.checks import check_int, check_positive_int, message
+from course_lib.checks import check_int, check_number, check_positive_int, message
 from course_lib.tokens import END, PAD, START
 
 
@@ -142,6 +146,34 @@ def _next_token_function(model, source_tokens):
     return NextTokenFunction(step, len(source_tokens))
 
 
+def _check_ids(max_length, start_id, end_id, pad_id):
+    max_length = check_positive_int(max_length, "max_length")
+    ids = (check_int(value, name, minimum=0) for value, name in ((start_id, "start_id"), (end_id, "end_id"), (pad_id, "pad_id")))
+    return (max_length, *ids)
+
+
+def _start_buffer(rows, max_length, start_id, pad_id):
+    """The fixed-shape prefix buffer `(rows, max_length + 1)`: START, then `pad_id`."""
+    prefix = np.full((rows, max_length + 1), pad_id, dtype="int32")
+    prefix[:, 0] = start_id
+    return prefix
+
+
+def _call_step(function, prefix, state, index):
+    """One call of the step function, its result checked: `(logits as numpy, weights, state)`."""
+    result = function.step(prefix.copy(), state, np.int32(index))
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise ValueError(message("step", "a function that returns (logits, weights, state)", result))
+    logits, weights, state = result
+    logits = ops.convert_to_numpy(logits)
+    if logits.ndim != 2 or logits.shape[0] != function.batch_size:
+        raise ValueError(
+            f"The step must give logits of shape (batch_size, vocab_size), batch_size={function.batch_size}. "
+            f"Received: logits with shape {logits.shape}"
+        )
+    return logits, weights, state
+
+
 def greedy_decode(model, source_tokens=None, max_length=None, start_id=START, end_id=END, pad_id=PAD):
     """Generate sequences one token at a time, always taking the most likely token.
 
@@ -188,27 +220,13 @@ def greedy_decode(model, source_tokens=None, max_length=None, start_id=START, en
     True
     """
     function = _next_token_function(model, source_tokens)
-    max_length = check_positive_int(max_length, "max_length")
-    start_id, end_id, pad_id = (
-        check_int(value, name, minimum=0)
-        for value, name in ((start_id, "start_id"), (end_id, "end_id"), (pad_id, "pad_id"))
-    )
+    max_length, start_id, end_id, pad_id = _check_ids(max_length, start_id, end_id, pad_id)
     batch_size = function.batch_size
-    prefix = np.full((batch_size, max_length + 1), pad_id, dtype="int32")  # fixed shape
-    prefix[:, 0] = start_id
+    prefix = _start_buffer(batch_size, max_length, start_id, pad_id)
     finished = np.zeros(batch_size, dtype=bool)
     state, steps_weights, length = function.initial_state, [], 0
     for index in range(max_length):
-        result = function.step(prefix.copy(), state, np.int32(index))
-        if not isinstance(result, tuple) or len(result) != 3:
-            raise ValueError(message("step", "a function that returns (logits, weights, state)", result))
-        logits, weights, state = result
-        logits = ops.convert_to_numpy(logits)
-        if logits.ndim != 2 or logits.shape[0] != batch_size:
-            raise ValueError(
-                f"The step must give logits of shape (batch_size, vocab_size), batch_size={batch_size}. "
-                f"Received: logits with shape {logits.shape}"
-            )
+        logits, weights, state = _call_step(function, prefix, state, index)
         tokens = np.where(finished, pad_id, np.argmax(logits, axis=-1)).astype("int32")
         prefix[:, index + 1] = tokens
         length = index + 1
@@ -219,6 +237,139 @@ def greedy_decode(model, source_tokens=None, max_length=None, start_id=START, en
             break
     weights = np.stack(steps_weights, axis=1) if steps_weights else None
     return prefix[:, 1 : length + 1].copy(), weights
+
+
+def _log_softmax(logits):
+    shifted = logits.astype("float64") - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _length_penalty(lengths, alpha):
+    """GNMT's length penalty ((5 + length) / 6) ** alpha (Wu et al. 2016, eq. 14)."""
+    return ((5.0 + lengths) / 6.0) ** alpha
+
+
+def _reorder(state, rows):
+    """Every tensor of `state` with its rows (axis 0) taken in the order `rows`."""
+
+    def take(x):
+        if x is None:
+            return None
+        return x[rows] if isinstance(x, np.ndarray) else ops.take(x, ops.convert_to_tensor(rows), axis=0)
+
+    return None if state is None else keras.tree.map_structure(take, state)
+
+
+def beam_search(
+    model,
+    source_tokens=None,
+    max_length=None,
+    beam_width=4,
+    length_penalty=0.6,
+    start_id=START,
+    end_id=END,
+    pad_id=PAD,
+):
+    """Generate sequences keeping the `beam_width` most likely prefixes of each sentence.
+
+    At every step each of a sentence's `beam_width` prefixes (its *beams*) is extended
+    by every token of the vocabulary; of these `beam_width * vocab_size` candidates the
+    `beam_width` best go on, ranked by their log-probability (the sum of the log-softmax
+    of their tokens) divided by GNMT's length penalty `((5 + length) / 6) ** length_penalty`
+    (0: no penalty, raw log-probabilities, which favour short sequences). A beam that
+    has produced `end_id` keeps its score and is extended by `pad_id` only. The search
+    stops when every beam has ended or after `max_length` steps; each sentence's best
+    beam by the same ranking is returned. The step function's state is reordered along
+    axis 0 after each step (every tensor in it must be batch first). With
+    `beam_width=1` and any `length_penalty`, the tokens are those of `greedy_decode`.
+
+    Args:
+        model: what gives the next-token logits, as for `greedy_decode`: a model whose
+            module registered a provider, or a function `next_token_logits(source_tokens,
+            prefix)` (both with `source_tokens`, which are repeated `beam_width` times
+            here); or a `NextTokenFunction` already bound to the sources repeated
+            `beam_width` times, `np.repeat(source_tokens, beam_width, axis=0)` (then leave
+            `source_tokens` out).
+        source_tokens: integer array `(batch_size, S)`, padded with 0. Defaults to `None`.
+        max_length: the most tokens to generate (END included).
+        beam_width: the beams kept per sentence. Defaults to `4`.
+        length_penalty: the exponent `alpha` of the length penalty, at least 0.
+            Defaults to `0.6`.
+        start_id: the START token id. Defaults to `1`.
+        end_id: the END token id. Defaults to `2`.
+        pad_id: the id written after END. Defaults to `0`.
+
+    Returns:
+        `(tokens, log_probabilities)`: `tokens` an int32 numpy array `(batch_size, L)`
+        laid out as `greedy_decode`'s (END included when produced, `pad_id` after it),
+        `log_probabilities` a float64 numpy array `(batch_size,)`, the log-probability of
+        each returned sequence under the model (without the length penalty).
+
+    Example: greedy takes "a" (0.5) and then has only poor continuations; the beam keeps
+    "b" (0.4), which is followed by END with probability 0.9.
+
+    >>> def model(source_tokens, prefix):  # tokens: 0 PAD, 1 START, 2 END, 3 "a", 4 "b"
+    ...     table = {(1,): [0, 0, 0.1, 0.5, 0.4], (1, 3): [0, 0, 0.3, 0.35, 0.35],
+    ...              (1, 4): [0, 0, 0.9, 0.05, 0.05]}
+    ...     probabilities = [table.get(tuple(row), [0, 0, 1, 0, 0]) for row in prefix.tolist()]
+    ...     return np.log(np.array(probabilities) + 1e-12)
+    >>> source = np.array([[3]])
+    >>> greedy_decode(model, source, max_length=3)[0].tolist()
+    [[3, 3, 2]]
+    >>> tokens, log_probabilities = beam_search(model, source, max_length=3, beam_width=2, length_penalty=0)
+    >>> tokens.tolist(), np.round(np.exp(log_probabilities), 2).tolist()  # PAD after END: the other beam ran 3 steps
+    ([[4, 2, 0]], [0.36])
+    """
+    beam_width = check_positive_int(beam_width, "beam_width")
+    length_penalty = check_number(length_penalty, "length_penalty", minimum=0)
+    if isinstance(model, NextTokenFunction) or source_tokens is None:
+        function = _next_token_function(model, source_tokens)
+        if function.batch_size % beam_width:
+            raise ValueError(
+                message(
+                    "model",
+                    f"a NextTokenFunction for the sources repeated beam_width={beam_width} times "
+                    "(np.repeat(source_tokens, beam_width, axis=0))",
+                    f"batch_size={function.batch_size}",
+                )
+            )
+    else:
+        function = _next_token_function(model, np.repeat(_check_source_tokens(source_tokens), beam_width, axis=0))
+    max_length, start_id, end_id, pad_id = _check_ids(max_length, start_id, end_id, pad_id)
+    batch, k = function.batch_size // beam_width, beam_width
+    prefix = _start_buffer(batch * k, max_length, start_id, pad_id)  # row b * k + j: beam j of sentence b
+    scores = np.full((batch, k), -np.inf)
+    scores[:, 0] = 0.0  # the k beams start identical: only the first one is extended at the first step
+    lengths = np.zeros((batch, k))
+    finished = np.zeros((batch, k), dtype=bool)
+    first_row = (np.arange(batch) * k)[:, None]
+    state, steps = function.initial_state, 0
+    for index in range(max_length):
+        logits, _, state = _call_step(function, prefix, state, index)
+        log_probs = _log_softmax(logits).reshape(batch, k, -1)  # (B, k, V)
+        vocab = log_probs.shape[-1]
+        log_probs[finished] = -np.inf  # an ended beam goes on with PAD only, at no cost
+        log_probs[finished, pad_id] = 0.0
+        candidates = (scores[..., None] + log_probs).reshape(batch, -1)  # (B, k * V)
+        candidate_lengths = np.repeat(np.where(finished, lengths, index + 1), vocab, axis=1)
+        ranking = candidates / _length_penalty(candidate_lengths, length_penalty)
+        best = np.argpartition(-ranking, k - 1, axis=1)[:, :k]  # the k best candidates, in any order
+        order = np.argsort(-np.take_along_axis(ranking, best, axis=1), axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)  # best first
+        beam, tokens = best // vocab, (best % vocab).astype("int32")
+        scores = np.take_along_axis(candidates, best, axis=1)
+        lengths = np.take_along_axis(candidate_lengths, best, axis=1)
+        finished = np.take_along_axis(finished, beam, axis=1) | (tokens == end_id)
+        rows = (first_row + beam).reshape(-1)
+        prefix = prefix[rows]
+        prefix[:, index + 1] = tokens.reshape(-1)
+        state = _reorder(state, rows)
+        steps = index + 1
+        if finished[np.isfinite(scores)].all():
+            break
+    choice = np.argmax(scores / _length_penalty(lengths, length_penalty), axis=1)
+    chosen = first_row[:, 0] + choice
+    return prefix[chosen, 1 : steps + 1].copy(), scores[np.arange(batch), choice]
 
 
 def exact_match(predicted, expected, end_id=END, pad_id=PAD):

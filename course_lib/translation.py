@@ -6,7 +6,8 @@
   `fingerprint()` on every machine). Lessons 04 and 09, `python -m course_lib.train`
   and `course_lib.pretrained` all use it.
 * `translate(model, source_ids, target_vectorizer, max_length)`: greedy translations
-  (`course_lib.decoding.greedy_decode`) of many source sentences, in batches, as text.
+  (`course_lib.decoding.greedy_decode`; `beam_width=k` for `beam_search`) of many
+  source sentences, in batches, as text.
   A `build_seq2seq` model decodes with a compiled step (`rnn_next_token_function`);
   `source_width` pads every batch to one shape, so a compiled step is traced once.
 * `corpus_scores(hypotheses, references)`: corpus BLEU and chrF (`sacrebleu`).
@@ -26,7 +27,7 @@ import weakref
 import numpy as np
 
 from course_lib.checks import check_positive_int, message
-from course_lib.decoding import NextTokenFunction, greedy_decode
+from course_lib.decoding import NextTokenFunction, beam_search, greedy_decode
 from course_lib.tokens import PAD
 
 VOCABULARY_SIZE = 6000  # pieces of the course's translation vocabulary, reserved ids included
@@ -167,11 +168,14 @@ def _fixed_shape(batch, rows, width):
     return fixed
 
 
-def translate(model, source_ids, target_vectorizer, max_length, batch_size=512, source_width=None):
-    """Greedy translations of many source sentences, in batches, as text.
+def translate(model, source_ids, target_vectorizer, max_length, batch_size=512, source_width=None, beam_width=None,
+              length_penalty=0.6):
+    """Greedy (or beam-search) translations of many source sentences, in batches, as text.
 
     Each batch of `batch_size` sources goes through `greedy_decode(model, batch,
-    max_length=max_length)`, and its tokens through `target_vectorizer.decode`. A
+    max_length=max_length)` (or `beam_search(model, batch, max_length, beam_width,
+    length_penalty)` when `beam_width` is given), and its tokens through
+    `target_vectorizer.decode`. A
     `build_seq2seq` model decodes through `rnn_next_token_function` (compiled; the same
     tokens as its eager step, several times faster).
 
@@ -193,11 +197,17 @@ def translate(model, source_ids, target_vectorizer, max_length, batch_size=512, 
         source_width: pad every batch to `(batch_size, source_width)`; no source may be
             longer. Defaults to `None` (each batch as wide as its longest source, the
             last batch as long as what is left).
+        beam_width: decode with `course_lib.decoding.beam_search` keeping this many
+            beams per sentence (`batch_size * beam_width` sequences run at once).
+            Defaults to `None` (greedy decoding).
+        length_penalty: `beam_search`'s length penalty exponent (with `beam_width`
+            only). Defaults to `0.6`.
 
     Returns:
         `(texts, tokens, weights)`, three lists with one entry per sentence: the
         translation as text, its generated ids (a 1-D int32 array, the width of its
-        batch), and its attention weights `(L, S)` (`None` when the model gives none).
+        batch), and its attention weights `(L, S)` (`None` when the model gives none,
+        and with beam search).
 
     Example:
 
@@ -213,6 +223,7 @@ def translate(model, source_ids, target_vectorizer, max_length, batch_size=512, 
     """
     batch_size = check_positive_int(batch_size, "batch_size")
     source_width = check_positive_int(source_width, "source_width", allow_none=True)
+    beam_width = check_positive_int(beam_width, "beam_width", allow_none=True)
     if not hasattr(target_vectorizer, "decode"):
         raise TypeError(message("target_vectorizer", "a TextVectorizer (with a `decode` method)", target_vectorizer))
     array = source_ids if isinstance(source_ids, np.ndarray) else None
@@ -227,8 +238,15 @@ def translate(model, source_ids, target_vectorizer, max_length, batch_size=512, 
         count = len(batch)
         if source_width is not None:
             batch = _fixed_shape(batch, batch_size, source_width)
-        decoder = rnn_next_token_function(model, batch) if _rnn_parts(model) is not None else model
-        tokens, step_weights = greedy_decode(decoder, None if decoder is not model else batch, max_length=max_length)
+        if beam_width is None:
+            decoder = rnn_next_token_function(model, batch) if _rnn_parts(model) is not None else model
+            tokens, step_weights = greedy_decode(decoder, None if decoder is not model else batch, max_length=max_length)
+        else:
+            beams = np.repeat(batch, beam_width, axis=0)  # the sources of every beam
+            decoder = rnn_next_token_function(model, beams) if _rnn_parts(model) is not None else model
+            tokens, _ = beam_search(decoder, None if decoder is not model else batch, max_length=max_length,
+                                    beam_width=beam_width, length_penalty=length_penalty)
+            step_weights = None
         tokens = tokens[:count]
         step_weights = None if step_weights is None else step_weights[:count]
         texts.extend(target_vectorizer.decode(tokens))

@@ -1,14 +1,22 @@
 """course_lib.decoding: the greedy loop on toy next-token functions whose answer is
 known (always the same token, copy the source, a script per row), END handling,
 padding after END, max_length, the fixed-shape prefix buffer, a carried state, a
-compiled step traced once, providers, exact match, errors."""
+compiled step traced once, providers, exact match, errors; beam search against greedy
+decoding (width 1) and against an exhaustive search of every sequence (a beam wide
+enough to keep them all), with a carried state reordered along with the beams."""
 
 import keras
 import numpy as np
 import pytest
 
 from course_lib import decoding
-from course_lib.decoding import NextTokenFunction, exact_match, greedy_decode, register_next_token_provider
+from course_lib.decoding import (
+    NextTokenFunction,
+    beam_search,
+    exact_match,
+    greedy_decode,
+    register_next_token_provider,
+)
 from course_lib.tokens import END, PAD, START
 from tests.helpers import error_case, raises_naming
 
@@ -194,6 +202,123 @@ def test_a_registered_provider_makes_greedy_decode_accept_its_models(monkeypatch
         greedy_decode(object(), SOURCE, max_length=3)
 
 
+# Beam search --------------------------------------------------------------------------------
+
+
+def random_model(vocab=5, seed=0):
+    """next_token_logits(source, prefix) drawn at random from each row's source and prefix:
+    the same row always gets the same logits, different prefixes get unrelated ones."""
+
+    def logits(source, prefix):
+        return np.array([np.random.default_rng([seed, *s, 99, *p]).normal(scale=2.0, size=vocab)
+                         for s, p in zip(np.asarray(source).tolist(), np.asarray(prefix).tolist())], "float32")
+
+    return logits
+
+
+def log_softmax(x):
+    x = np.asarray(x, "float64") - np.max(x)
+    return x - np.log(np.exp(x).sum())
+
+
+def exhaustive_best(model, source_row, max_length, alpha):
+    """The best of every possible sequence (ended by END or max_length long), by brute force:
+    `(tokens, log-probability)`, ranked by log-probability / ((5 + length) / 6) ** alpha."""
+    best = (-np.inf, None, None)
+
+    def walk(prefix, log_probability):
+        nonlocal best
+        if len(prefix) > 1 and (prefix[-1] == END or len(prefix) - 1 == max_length):
+            rank = log_probability / ((5 + len(prefix) - 1) / 6) ** alpha
+            best = max(best, (rank, prefix[1:], log_probability), key=lambda entry: entry[0])
+            return
+        step = log_softmax(model(source_row[None], np.array([prefix]))[0])
+        for token, value in enumerate(step):
+            walk(prefix + [token], log_probability + value)
+
+    walk([START], 0.0)
+    return best[1], best[2]
+
+
+def cut_after_end(row):
+    row = list(row)
+    return row[: row.index(END) + 1] if END in row else row
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_a_beam_of_width_one_gives_the_greedy_tokens(alpha):
+    model = random_model(vocab=7)
+    sources = np.array([[3, 4], [5, 0], [6, 6]], "int32")
+    greedy, _ = greedy_decode(model, sources, max_length=6)
+    beam, log_probabilities = beam_search(model, sources, max_length=6, beam_width=1, length_penalty=alpha)
+    np.testing.assert_array_equal(beam, greedy)
+    assert log_probabilities.shape == (3,) and (log_probabilities < 0).all()
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_a_beam_wide_enough_to_keep_every_prefix_finds_the_best_sequence(alpha):
+    model = random_model(vocab=5)
+    sources = np.array([[3, 4], [4, 0], [3, 3]], "int32")
+    tokens, log_probabilities = beam_search(model, sources, max_length=3, beam_width=25, length_penalty=alpha)
+    for row, source in enumerate(sources):  # 25 = 5 ** 2 beams: the search is exhaustive
+        expected, expected_log_probability = exhaustive_best(model, source, 3, alpha)
+        assert cut_after_end(tokens[row]) == expected, f"source {source.tolist()}"
+        assert log_probabilities[row] == pytest.approx(expected_log_probability, abs=1e-9)
+
+
+def test_a_beam_finds_a_more_likely_sequence_than_greedy_on_random_models():
+    """Over random models, a beam of 4 never returns a less likely sequence than
+    greedy decoding here, and a more likely one for some sentences."""
+    sources = np.arange(3, 3 + 40, dtype="int32").reshape(20, 2) % 9 + 3
+    model = random_model(vocab=6, seed=5)
+    greedy, _ = greedy_decode(model, sources, max_length=5)
+    _, beam = beam_search(model, sources, max_length=5, beam_width=4, length_penalty=0.0)
+    _, greedy_log_probability = beam_search(NextTokenFunction(  # greedy's own log-probability: a beam of 1
+        lambda prefix, state, index: (model(sources, prefix[:, : index + 1]), None, state), 20), max_length=5,
+        beam_width=1, length_penalty=0.0)
+    assert (beam >= greedy_log_probability - 1e-9).all()
+    assert (beam > greedy_log_probability + 1e-6).sum() >= 3
+    assert greedy.shape[0] == 20
+
+
+def test_each_sentence_is_searched_on_its_own():
+    model = random_model(vocab=6, seed=2)
+    sources = np.array([[3, 4], [5, 0], [6, 7]], "int32")
+    together, scores = beam_search(model, sources, max_length=5, beam_width=3)
+    for row in range(3):
+        alone, score = beam_search(model, sources[row : row + 1], max_length=5, beam_width=3)
+        assert cut_after_end(together[row]) == cut_after_end(alone[0])
+        assert scores[row] == pytest.approx(score[0])
+
+
+def test_a_carried_state_follows_its_beam():
+    """A step that reads only its state (the tokens so far, kept in the state) must give
+    the tokens of the same model reading the prefix: the state is reordered with the beams."""
+    model, sources = random_model(vocab=6, seed=3), np.array([[3, 4], [5, 6]], "int32")
+    rows = np.repeat(sources, 3, axis=0)
+
+    def step(prefix, state, index):
+        state = state.copy()
+        state[:, int(index)] = prefix[:, int(index)]  # the newest token only
+        return model(rows, state[:, : int(index) + 1]), None, state
+
+    carried = NextTokenFunction(step, batch_size=6, initial_state=np.zeros((6, 7), "int32"))
+    with_state, _ = beam_search(carried, max_length=6, beam_width=3)
+    from_prefix, _ = beam_search(model, sources, max_length=6, beam_width=3)
+    np.testing.assert_array_equal(with_state, from_prefix)
+
+
+def test_ended_beams_are_padded_and_the_search_stops_when_all_have_ended():
+    tokens, _ = beam_search(always(END), SOURCE, max_length=5, beam_width=3)
+    # step 1: the best beam ends, the two others take other tokens; step 2: they end too
+    np.testing.assert_array_equal(tokens, [[END, PAD], [END, PAD]])
+    model = random_model(vocab=6, seed=4)
+    tokens, _ = beam_search(model, SOURCE, max_length=8, beam_width=2)
+    for row in tokens.tolist():
+        if END in row:
+            assert set(row[row.index(END) + 1 :]) <= {PAD}
+
+
 # Errors -------------------------------------------------------------------------------------
 
 
@@ -224,6 +349,15 @@ def bad_step(result):
         error_case("batch_size-0", lambda: NextTokenFunction(lambda p, s, i: None, 0), ValueError, "batch_size"),
         error_case("provider-not-callable", lambda: register_next_token_provider(3), TypeError, "provider"),
         error_case("exact_match-1d", lambda: exact_match([5, END], [[5, END]]), ValueError, "predicted"),
+        error_case("beam_width-0", lambda: beam_search(always(4), SOURCE, 3, beam_width=0), ValueError, "beam_width"),
+        error_case("beam_width-float", lambda: beam_search(always(4), SOURCE, 3, beam_width=2.0), TypeError, "beam_width"),
+        error_case("length_penalty-negative", lambda: beam_search(always(4), SOURCE, 3, length_penalty=-1), ValueError,
+                   "length_penalty"),
+        error_case("beam-function-not-repeated", lambda: beam_search(bad_step(None), max_length=3, beam_width=4),
+                   ValueError, "model"),
+        error_case("beam-source-and-function", lambda: beam_search(bad_step(None), SOURCE, 3, beam_width=2), ValueError,
+                   "source_tokens"),
+        error_case("beam-max_length-0", lambda: beam_search(always(4), SOURCE, 0), ValueError, "max_length"),
     ],
 )
 def test_errors_name_the_argument(make, exception, name):

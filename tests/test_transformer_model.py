@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import course_lib.transformer_model as transformer_model
-from course_lib.decoding import greedy_decode
+from course_lib.decoding import beam_search, greedy_decode
 from course_lib.layers import TransformerEmbedding
 from course_lib.positional import sinusoidal_encoding
 from course_lib.transformer_model import build_transformer, cross_attention_weights, next_token_function
@@ -152,6 +152,16 @@ def test_every_cached_step_gives_the_logits_of_recomputing_the_prefix(options):
                                    err_msg=f"step {index}")
         teacher_forced = cross_attention_weights(model, SOURCE, prefix[:, : index + 1])[:, :, :, -1]
         np.testing.assert_allclose(to_numpy(weights), teacher_forced, atol=1e-5)  # (B, layers, heads, S)
+
+
+def test_cached_beam_search_reorders_the_caches_with_the_beams():
+    """The caches (self- and cross-attention, batch first) follow their beams: the cached
+    beam search gives the tokens and log-probabilities of recomputing every prefix."""
+    model = randomize(small_model(normalize_first=True), scale=0.5)
+    cached, cached_scores = beam_search(model, SOURCE, max_length=9, beam_width=3)
+    recomputed, recomputed_scores = beam_search(last_logits(model), SOURCE, max_length=9, beam_width=3)
+    np.testing.assert_array_equal(cached, recomputed)
+    np.testing.assert_allclose(cached_scores, recomputed_scores, atol=1e-4)
 
 
 @pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from course_lib.decoding import greedy_decode
+from course_lib.decoding import beam_search, greedy_decode
 from course_lib.seq2seq import build_seq2seq
 from course_lib.text import TextVectorizer, normalize
 from course_lib.tokens import END, PAD
@@ -63,6 +63,22 @@ def test_the_compiled_rnn_step_gives_the_tokens_and_weights_of_the_eager_one(cel
     np.testing.assert_allclose(weights, eager_weights, atol=1e-6)
     shorter, _ = greedy_decode(rnn_next_token_function(model, SOURCES[:2, :1]), max_length=5)  # other shapes
     np.testing.assert_array_equal(shorter, greedy_decode(model, SOURCES[:2, :1], max_length=5)[0])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_translate_with_a_beam_runs_the_compiled_rnn_step_on_every_beam(cell):
+    """The compiled RNN step, its state (one tensor, or two for an LSTM) reordered with
+    the beams, gives the beams of the eager step; a beam of one gives the greedy texts."""
+    keras.utils.set_random_seed(2)
+    model = build_seq2seq(12, GERMAN.vocabulary_size(), embedding_dim=4, units=6, attention="luong", cell=cell)
+    texts, tokens, weights = translate(model, SOURCES, GERMAN, max_length=5, batch_size=3, beam_width=3)
+    for start in (0, 3):
+        eager, _ = beam_search(model, SOURCES[start : start + 3], max_length=5, beam_width=3)
+        np.testing.assert_array_equal(np.stack(tokens[start : start + 3])[:, : eager.shape[1]], eager)
+        assert texts[start : start + 3] == GERMAN.decode(eager)
+    assert weights == [None] * len(SOURCES)
+    assert translate(model, SOURCES, GERMAN, max_length=5, beam_width=1)[0] == translate(
+        model, SOURCES, GERMAN, max_length=5)[0]
 
 
 def test_translate_with_a_source_width_pads_every_batch_to_one_shape_and_drops_the_filling():
@@ -131,6 +147,8 @@ def test_corpus_scores_without_sacrebleu_says_how_to_install_it(monkeypatch):
         error_case("max_length-float", lambda: translate(copy_source, SOURCES, GERMAN, 4.0), TypeError, "max_length"),
         error_case("1d-source_ids", lambda: translate(copy_source, SOURCES[0], GERMAN, 4), ValueError, "source_ids"),
         error_case("vectorizer", lambda: translate(copy_source, SOURCES, "german", 4), TypeError, "target_vectorizer"),
+        error_case("beam_width-0", lambda: translate(copy_source, SOURCES, GERMAN, 4, beam_width=0), ValueError,
+                   "beam_width"),
         error_case("hypotheses-str", lambda: corpus_scores("das", ["das"]), TypeError, "hypotheses"),
         error_case("references-item", lambda: corpus_scores(["das"], [3]), TypeError, "references[0]"),
         error_case("lengths-differ", lambda: corpus_scores(["a", "b"], ["a"]), ValueError, "hypotheses"),
