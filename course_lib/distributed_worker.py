@@ -162,21 +162,27 @@ def _command(mode, output, *extra):
     return [sys.executable, "-m", "course_lib.distributed_worker", mode, output, *extra]
 
 
-def _wait(processes, timeout):
-    """Wait for every process, `timeout` seconds in all; on a timeout or a failure, stop them all and raise."""
+def _wait(processes, timeout, errors):
+    """Wait for every process, `timeout` seconds in all. As soon as one fails (its peer
+    would wait for it forever) or the time is up, stop them all and raise, with the end
+    of the failed one's stderr, read from its file in `errors` (one open binary file per
+    process)."""
     deadline = time.monotonic() + timeout
-    try:
-        for process in processes:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-        raise RuntimeError(f"a worker did not finish within timeout={timeout} s; all were stopped") from None
-    for process in processes:
-        if process.returncode != 0:
-            process.stderr.seek(0)
-            error = process.stderr.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"a worker exited with code {process.returncode}:\n{error}")
+    while True:
+        codes = [process.poll() for process in processes]
+        failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
+        if not failed and all(code == 0 for code in codes):
+            return
+        if failed or time.monotonic() > deadline:
+            for process in processes:
+                process.kill()
+                process.wait()
+            if not failed:
+                raise RuntimeError(f"a worker did not finish within timeout={timeout} s; all were stopped")
+            errors[failed[0]].seek(0)
+            text = errors[failed[0]].read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"a worker exited with code {codes[failed[0]]} (all were stopped):\n{text}")
+        time.sleep(0.05)
 
 
 def run_all(modes=("mirrored", "workers", "jax"), timeout=150):
@@ -204,7 +210,7 @@ def run_all(modes=("mirrored", "workers", "jax"), timeout=150):
             processes = [subprocess.Popen(_command("worker" if mode == "workers" else mode, output, *extra),
                                           stdout=subprocess.DEVNULL, stderr=error)
                          for (mode, output, extra), error in zip(jobs, errors)]
-            _wait(processes, timeout)
+            _wait(processes, timeout, errors)
         finally:
             for error in errors:
                 error.close()
