@@ -34,6 +34,14 @@ def printed_check(key, answer, capsys):
     return capsys.readouterr().out
 
 
+def test_check_prints_the_verdict_and_returns_nothing_for_the_notebook_to_show(capsys):
+    """A cell ending with `check(...)` shows the printed verdict only, not `False`."""
+    assert exercises.check("01.4", ...) is None
+    assert exercises.check("01.4", 7) is None
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[01.4] Exercise: not attempted") and out[1].startswith("[01.4] Not yet:")
+
+
 # What the expected value looks like when printed -------------------------------------
 
 

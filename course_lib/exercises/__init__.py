@@ -240,11 +240,14 @@ def evaluate(key, answer):
 
 
 def check(key, answer):
-    """Check a learner's `answer` to exercise `key`; print the verdict, return a bool."""
+    """Check a learner's `answer` to exercise `key` and print the verdict.
+
+    Returns `None`, so that a notebook cell ending with `check(...)` shows the verdict
+    only; `evaluate(key, answer)` gives it as `(status, message)` to code.
+    """
     status, message = evaluate(key, answer)
     mark = {"correct": "Correct", "wrong": "Not yet", "not attempted": "Exercise"}[status]
     print(f"[{key}] {mark}: {message}")
-    return status == "correct"
 
 
 def hint(key):
