@@ -182,14 +182,15 @@ def _encode_all(vectorizer, sentences):
     return [vectorizer.token_ids(s)[:MAX_PIECES] for s in sentences]
 
 
-def score(model, vectorizer, english, german, batch_size=250):
-    """Corpus BLEU and chrF of greedy translations of `english` against `german`."""
+def score(model, vectorizer, english, german, batch_size=250, beam_width=None, length_penalty=0.6):
+    """Corpus BLEU and chrF of greedy translations of `english` against `german` (or
+    of beam-search ones with `beam_width`, `batch_size * beam_width` beams at once)."""
     from course_lib.translation import corpus_scores, translate
 
     sources = vectorizer.encode(english, sequence_length=WIDTHS[-1])
     sources[:, MAX_PIECES:] = PAD  # the width the model was trained on
     texts = translate(model, sources, vectorizer, max_length=WIDTHS[-1], batch_size=batch_size,
-                      source_width=WIDTHS[-1])[0]
+                      source_width=WIDTHS[-1], beam_width=beam_width, length_penalty=length_penalty)[0]
     return {name: round(value, 2) for name, value in corpus_scores(texts, german).items()}
 
 
