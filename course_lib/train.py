@@ -262,7 +262,8 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
         from course_lib.pretrained import load_translation_model
 
         previous, _, earlier = load_translation_model(kind, directory=init)
-        if earlier["model"] != config:
+        same_weights = {**earlier["model"], **{k: config[k] for k in ("dropout",) if k in config}}  # no weights
+        if same_weights != config:
             raise ValueError(message("init", f"a model of the config {config}", earlier["model"]))
         model.set_weights(previous.get_weights())
         best_entry = max(earlier["validation"]["history"], key=lambda entry: entry["chrF"])

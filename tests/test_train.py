@@ -104,3 +104,12 @@ def test_a_run_can_go_on_from_a_saved_model_of_the_same_config(tmp_path):
     assert second["initialized_from"]["initialized_from"] is None  # the first run started from scratch
     with raises_naming(ValueError, "init"):
         train.train_translation("rnn", minutes=0.05, tiny=True, init=tmp_path / "first", units=48)
+
+
+
+def test_a_transformer_may_go_on_with_another_dropout_but_not_another_width(tmp_path):
+    first = train.train_translation("transformer", minutes=0.05, tiny=True, out=tmp_path / "first")
+    stronger = train.train_translation("transformer", minutes=0.05, tiny=True, init=tmp_path / "first", dropout=0.3)
+    assert stronger["model"]["dropout"] == 0.3 != first["model"]["dropout"]  # dropout has no weights: it may change
+    with raises_naming(ValueError, "init"):
+        train.train_translation("transformer", minutes=0.05, tiny=True, init=tmp_path / "first", width=48)
