@@ -31,6 +31,22 @@ def test_the_committed_weights_give_the_recorded_validation_score(kind):
     assert scores["BLEU"] == pytest.approx(metadata["check"]["BLEU"], abs=1.5)
 
 
+def test_the_beam_search_results_were_measured_on_the_shipped_transformer():
+    """benchmarks/beam_search.py's results (read by lesson 09) belong to today's weights:
+    the file's hash, and its greedy row is the trainer's own test score (the same
+    scoring function on the same sentences), so new weights without a new run fail here."""
+    import hashlib
+
+    report = json.loads((pretrained.WEIGHTS_DIR / "translation_beam.json").read_text(encoding="utf-8"))
+    weights = (pretrained.WEIGHTS_DIR / "translation_transformer.npz").read_bytes()
+    assert report["weights_sha256"] == hashlib.sha256(weights).hexdigest(), "rerun benchmarks/beam_search.py"
+    test = read_metadata("transformer")["test"]
+    assert report["test_sentences"] == test["sentences"]
+    greedy, *beams = report["results"]
+    assert greedy["decoding"] == "greedy" and beams and all(row["beam_width"] > 1 for row in beams)
+    assert greedy["chrF"] == pytest.approx(test["chrF"], abs=0.3) and greedy["BLEU"] == pytest.approx(test["BLEU"], abs=0.3)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_metadata_records_how_the_weights_were_made(kind):
     metadata = read_metadata(kind)
