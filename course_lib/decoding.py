@@ -281,7 +281,8 @@ def beam_search(
     stops when every beam has ended or after `max_length` steps; each sentence's best
     beam by the same ranking is returned. The step function's state is reordered along
     axis 0 after each step (every tensor in it must be batch first). With
-    `beam_width=1` and any `length_penalty`, the tokens are those of `greedy_decode`.
+    `beam_width=1` and any `length_penalty`, the tokens are those of `greedy_decode`
+    (but for exact ties between logits, which either may break its own way).
 
     Args:
         model: what gives the next-token logits, as for `greedy_decode`: a model whose
