@@ -171,7 +171,7 @@ def _wait(processes, timeout, errors):
     while True:
         codes = [process.poll() for process in processes]
         failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
-        if not failed and all(code == 0 for code in codes):
+        if all(code == 0 for code in codes):
             return
         if failed or time.monotonic() > deadline:
             for process in processes:

@@ -262,7 +262,9 @@ def train_translation(kind, minutes, seed=0, out=None, tiny=False, eval_minutes=
         from course_lib.pretrained import load_translation_model
 
         previous, _, earlier = load_translation_model(kind, directory=init)
-        same_weights = {**earlier["model"], **{k: config[k] for k in ("dropout",) if k in config}}  # no weights
+        same_weights = dict(earlier["model"])
+        if "dropout" in config:
+            same_weights["dropout"] = config["dropout"]  # dropout has no weights: it may change
         if same_weights != config:
             raise ValueError(message("init", f"a model of the config {config}", earlier["model"]))
         model.set_weights(previous.get_weights())

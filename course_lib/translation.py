@@ -238,14 +238,14 @@ def translate(model, source_ids, target_vectorizer, max_length, batch_size=512, 
         count = len(batch)
         if source_width is not None:
             batch = _fixed_shape(batch, batch_size, source_width)
+        beam_sources = batch if beam_width is None else np.repeat(batch, beam_width, axis=0)  # one row per beam
+        decoder = rnn_next_token_function(model, beam_sources) if _rnn_parts(model) is not None else model
+        sources = None if decoder is not model else batch
         if beam_width is None:
-            decoder = rnn_next_token_function(model, batch) if _rnn_parts(model) is not None else model
-            tokens, step_weights = greedy_decode(decoder, None if decoder is not model else batch, max_length=max_length)
+            tokens, step_weights = greedy_decode(decoder, sources, max_length=max_length)
         else:
-            beams = np.repeat(batch, beam_width, axis=0)  # the sources of every beam
-            decoder = rnn_next_token_function(model, beams) if _rnn_parts(model) is not None else model
-            tokens, _ = beam_search(decoder, None if decoder is not model else batch, max_length=max_length,
-                                    beam_width=beam_width, length_penalty=length_penalty)
+            tokens, _ = beam_search(decoder, sources, max_length=max_length, beam_width=beam_width,
+                                    length_penalty=length_penalty)
             step_weights = None
         tokens = tokens[:count]
         step_weights = None if step_weights is None else step_weights[:count]
