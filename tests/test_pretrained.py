@@ -31,6 +31,30 @@ def test_the_committed_weights_give_the_recorded_validation_score(kind):
     assert scores["BLEU"] == pytest.approx(metadata["check"]["BLEU"], abs=1.5)
 
 
+def test_the_shipped_rnn_attends_along_the_source_not_to_its_last_piece():
+    """Attention that collapsed onto one column reads the source through one encoder
+    output, lesson 03's bottleneck: a GRU trained with a tanh combine layer put its
+    largest weight on the last source piece at 99.7% of its steps. Lesson 04's
+    alignment section relies on the shipped model doing better."""
+    from course_lib.datasets import load_de_en_pairs
+    from course_lib.tokens import END, PAD
+    from course_lib.train import MAX_PIECES, WIDTHS
+    from course_lib.translation import translate
+
+    model, vectorizer, metadata = load_translation_model("rnn")
+    _, (en_val, _), _ = load_de_en_pairs()
+    sources = vectorizer.encode([en_val[i] for i in metadata["check"]["indices"]], sequence_length=WIDTHS[-1])
+    sources[:, MAX_PIECES:] = PAD
+    _, tokens, weights = translate(model, sources, vectorizer, max_length=WIDTHS[-1], batch_size=100,
+                                   source_width=WIDTHS[-1])
+    on_last = []
+    for source, generated, sentence_weights in zip(sources, tokens, weights):
+        length, ids = int(np.sum(source != PAD)), list(generated)
+        steps = ids.index(END) if END in ids else len(ids)
+        on_last.extend(np.argmax(sentence_weights[:steps, :length], axis=1) == length - 1)
+    assert len(on_last) > 500 and np.mean(on_last) < 0.5, np.mean(on_last)
+
+
 def test_the_beam_search_results_were_measured_on_the_shipped_transformer():
     """benchmarks/beam_search.py's results (read by lesson 09) belong to today's weights:
     the file's hash, and its greedy row is the trainer's own test score (the same
