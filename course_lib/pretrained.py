@@ -97,7 +97,7 @@ def read_metadata(kind, directory=None):
     Example:
 
     >>> sorted(read_metadata("rnn")["model"])
-    ['attention', 'bidirectional', 'embedding_dim', 'kind', 'units', 'vocabulary_size']
+    ['attention', 'bidirectional', 'combine_activation', 'embedding_dim', 'kind', 'units', 'vocabulary_size']
     """
     kind = check_choice(kind, "kind", KINDS)
     path = Path(WEIGHTS_DIR if directory is None else directory) / f"translation_{kind}.json"
